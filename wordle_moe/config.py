@@ -1,0 +1,106 @@
+"""One configuration object for the MoE, validated before any training starts.
+
+Field names are the lower-case forms of the knobs in ``moe_booststrap.py`` (SPEC §6);
+validation errors name the knob (upper case) so users know what to edit.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+ROUTERS = ("topk", "noisy_topk", "expert_choice", "reputation")
+ACTIVATIONS = ("gelu", "relu", "swish", "tanh")
+GATES = ("linear", "mlp")
+N_WEIGHTINGS = ("none", "sqrt", "log", "linear")
+
+
+class ConfigError(ValueError):
+    """A knob has an invalid value; the message names the knob."""
+
+
+@dataclass
+class MoEConfig:
+    """Every hyper-parameter of one MoE training run."""
+
+    num_experts: int = 2
+    top_k: int = 1
+    hidden_size: int = 64
+    router: str = "topk"
+    gate: str = "linear"            # gating network: linear, or MLP with LayerNorm
+    activation: str = "gelu"
+    dropout: float = 0.1
+    aux_loss_weight: float = 1e-3
+    expert_diversity_coef: float = 5e-4
+    expert_output_diversity_coef: float = 0.1
+    expert_js_divergence_coef: float = 0.05
+    z_loss_coef: float = 0.0
+    n_weighting: str = "none"       # weight rows by reported results: none|sqrt|log|linear
+    lr: float = 1e-2
+    wd: float = 1e-3
+    max_epochs: int = 600           # full-batch steps: one epoch is one optimizer step
+    patience: int = 60
+    router_only_epochs: int = 0     # optional phase 2: experts frozen, router trained
+    val_fraction: float = 0.2
+    seed: int = 0
+    capacity_factor: float = 1.0    # expert_choice: rows per expert = capacity_factor * n * k / E
+    reputation_beta: float = 0.5
+    reputation_gamma: float = 0.5
+    reputation_ema: float = 0.9
+    reputation_decay: float = 0.99
+    exploration_bonus: float = 0.1
+    exploration_decay: float = 0.98
+    bootstrap_b: int = 200
+    bootstrap_ci: float = 0.95
+
+    def validate(self) -> "MoEConfig":
+        """Raise ConfigError naming the first invalid knob; return self when all are valid."""
+        checks = [
+            ("NUM_EXPERTS", isinstance(self.num_experts, int) and self.num_experts >= 1, "must be an integer >= 1"),
+            ("TOP_K", isinstance(self.top_k, int) and 1 <= self.top_k <= self.num_experts,
+             f"must be an integer in 1..NUM_EXPERTS ({self.num_experts})"),
+            ("HIDDEN_SIZE", isinstance(self.hidden_size, int) and self.hidden_size >= 1, "must be an integer >= 1"),
+            ("ROUTER", self.router in ROUTERS, f"must be one of {ROUTERS}"),
+            ("GATE", self.gate in GATES, f"must be one of {GATES}"),
+            ("ACTIVATION", self.activation in ACTIVATIONS, f"must be one of {ACTIVATIONS}"),
+            ("N_WEIGHTING", self.n_weighting in N_WEIGHTINGS, f"must be one of {N_WEIGHTINGS}"),
+            ("DROPOUT", 0.0 <= self.dropout < 1.0, "must be in [0, 1)"),
+            ("LR", self.lr > 0, "must be > 0"),
+            ("WD", self.wd >= 0, "must be >= 0"),
+            ("MAX_EPOCHS", isinstance(self.max_epochs, int) and self.max_epochs >= 1, "must be an integer >= 1"),
+            ("PATIENCE", isinstance(self.patience, int) and self.patience >= 1, "must be an integer >= 1"),
+            ("ROUTER_ONLY_EPOCHS", isinstance(self.router_only_epochs, int) and self.router_only_epochs >= 0,
+             "must be an integer >= 0"),
+            ("VAL_FRACTION", 0.0 < self.val_fraction < 1.0, "must be in (0, 1)"),
+            ("BOOTSTRAP_B", isinstance(self.bootstrap_b, int) and self.bootstrap_b >= 1, "must be an integer >= 1"),
+            ("BOOTSTRAP_CI", 0.0 < self.bootstrap_ci < 1.0, "must be in (0, 1)"),
+            ("CAPACITY_FACTOR", self.capacity_factor > 0, "must be > 0"),
+        ]
+        for knob in ("aux_loss_weight", "expert_diversity_coef", "expert_output_diversity_coef",
+                     "expert_js_divergence_coef", "z_loss_coef", "reputation_beta", "reputation_gamma",
+                     "exploration_bonus"):
+            checks.append((knob.upper(), getattr(self, knob) >= 0, "must be >= 0 (coefficients cannot be negative)"))
+        for knob in ("reputation_ema", "reputation_decay", "exploration_decay"):
+            checks.append((knob.upper(), 0.0 <= getattr(self, knob) <= 1.0, "must be in [0, 1]"))
+        for knob, ok, rule in checks:
+            if not ok:
+                value = getattr(self, knob.lower())
+                raise ConfigError(f"{knob}={value!r} is invalid: {rule}")
+        return self
+
+    def replace(self, **changes: Any) -> "MoEConfig":
+        """A copy with some fields changed (unknown names raise ConfigError)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown configuration knob(s): {sorted(k.upper() for k in unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "MoEConfig":
+        """Build from a mapping of knobs (upper or lower case); names that are not fields are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        picked = {k.lower(): v for k, v in values.items() if k.lower() in names}
+        return cls(**picked)

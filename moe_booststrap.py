@@ -1,0 +1,142 @@
+"""Wordle MoE workbench: the configuration knobs and the public API.
+
+Edit a knob below and call ``moe_booststrap.reload()`` (or set it at run time,
+``moe_booststrap.TOP_K = 2``): every function reads the knobs when it is called.
+The engine lives in the ``wordle_moe`` package; the expert-grouping analysis in ``analysis``.
+
+Command line::
+
+    python moe_booststrap.py predict eerie --date 2023-03-01
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wordle_moe.config import ConfigError, MoEConfig
+from wordle_moe.data import DataError, cleaning_log, load_wordle_data, target_matrix
+from wordle_moe.dataset import WordleDataset, load_dataset
+from wordle_moe.features import KEY_FEATURES, build_features, feature_columns, load_feature_table
+from wordle_moe.metrics import distribution_metrics
+from wordle_moe.paths import PRED_COLUMNS, TRY_COLUMNS
+
+# --- Configuration knobs (SPEC §6) -------------------------------------------------------------
+NUM_EXPERTS = 2
+TOP_K = 1
+HIDDEN_SIZE = 64
+AUX_LOSS_WEIGHT = 1e-3
+EXPERT_DIVERSITY_COEF = 5e-4
+EXPERT_OUTPUT_DIVERSITY_COEF = 0.1
+EXPERT_JS_DIVERGENCE_COEF = 0.05
+ROUTER = "topk"              # topk | noisy_topk | expert_choice | reputation
+GATE = "linear"              # linear | mlp (MLP with LayerNorm)
+ACTIVATION = "gelu"          # gelu | relu | swish | tanh
+DROPOUT = 0.1
+N_WEIGHTING = "none"         # weight words by reported results: none | sqrt | log | linear
+LR = 1e-2
+WD = 1e-3
+MAX_EPOCHS = 600             # full-batch: one epoch is one optimizer step
+PATIENCE = 60
+ROUTER_ONLY_EPOCHS = 0       # > 0 adds a router-only phase with the experts frozen
+SEED = 0
+BOOTSTRAP_B = 200
+BOOTSTRAP_CI = 0.95
+HOLDOUT_WORD = "eerie"
+HOLDOUT_DATE = "2023-03-01"
+
+GRID_NUM_EXPERTS = [2, 3, 4]
+GRID_TOP_K = [1, 2]
+GRID_HIDDEN_SIZE = [64, 128]
+GRID_AUX_COEF = [5e-4, 1e-3, 2e-3]
+GRID_DIVERSITY_COEF = [1e-4, 5e-4, 1e-3, 2e-3, 5e-3]
+
+# The engine's public functions, re-exported below; import them after the knobs so that the
+# names above are what users see first.
+from wordle_moe.bootstrap import bootstrap_evaluate  # noqa: E402
+from wordle_moe.bootstrap import bootstrap_predict as _bootstrap_predict  # noqa: E402
+from wordle_moe.bootstrap import bootstrap_summary as _bootstrap_summary  # noqa: E402
+from wordle_moe.estimator import MoEDistributionRegressor  # noqa: E402
+from wordle_moe.training import evaluate, intermediates, predict_proba  # noqa: E402
+from wordle_moe.training import train_moe as _train_moe  # noqa: E402
+
+__all__ = [
+    "ConfigError", "DataError", "KEY_FEATURES", "MoEConfig", "MoEDistributionRegressor", "PRED_COLUMNS",
+    "TRY_COLUMNS", "WordleDataset", "bootstrap_evaluate", "bootstrap_predict", "bootstrap_summary",
+    "build_features", "cleaning_log", "config", "distribution_metrics", "evaluate", "feature_columns",
+    "intermediates", "load_dataset", "load_feature_table", "load_wordle_data", "predict_proba",
+    "predict_word", "reload", "target_matrix", "train_moe",
+]
+
+
+def knobs() -> dict[str, Any]:
+    """The current values of every upper-case knob of this module."""
+    return {name: value for name, value in globals().items() if name.isupper() and not name.startswith("_")}
+
+
+def config(**overrides: Any) -> MoEConfig:
+    """The validated MoEConfig built from the knobs, with lower-case ``overrides`` applied."""
+    return MoEConfig.from_mapping(knobs()).replace(**overrides).validate()
+
+
+def reload():
+    """Re-execute this file so edited knobs take effect everywhere; returns the module."""
+    import importlib
+
+    return importlib.reload(sys.modules[__name__])
+
+
+def train_moe(X_train, P_train, X_val, P_val, **kwargs: Any):
+    """Train one MoE with the current knobs (lower-case keyword arguments override them)."""
+    cfg_overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in MoEConfig.__dataclass_fields__}
+    return _train_moe(X_train, P_train, X_val, P_val, config=config(**cfg_overrides), **kwargs)
+
+
+def bootstrap_predict(X_train, P_train, X_pred, B: int | None = None, **kwargs: Any):
+    """Train BOOTSTRAP_B (or ``B``) replicas as one batched model; returns (P_boot (B, n, 7), info)."""
+    cfg_overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in MoEConfig.__dataclass_fields__}
+    cfg = config(**cfg_overrides)
+    return _bootstrap_predict(X_train, P_train, X_pred, config=cfg, B=B or cfg.bootstrap_b, seed=cfg.seed, **kwargs)
+
+
+def bootstrap_summary(P_boot: np.ndarray, ci_level: float | None = None) -> dict[str, np.ndarray]:
+    """Mean, std and percentile interval (at BOOTSTRAP_CI unless given) of bootstrap predictions."""
+    return _bootstrap_summary(P_boot, BOOTSTRAP_CI if ci_level is None else ci_level)
+
+
+def predict_word(word: str, date: str | None = None, B: int | None = None, **kwargs: Any) -> pd.DataFrame:
+    """Bootstrap prediction for any five-letter word: one row per bucket with mean, std, low, high (shares)."""
+    data = load_dataset()
+    x_new = build_features([word], None if date is None else [date])[data.feature_names].to_numpy(float)
+    P_boot, _ = bootstrap_predict(data.X, data.P, x_new, B=B, n_reported=data.n_reported, **kwargs)
+    s = bootstrap_summary(P_boot)
+    return pd.DataFrame({
+        "word": word.lower(), "date": date, "bucket": PRED_COLUMNS,
+        "mean": s["mean"][0], "std": s["std"][0], "low": s["low"][0], "high": s["high"][0],
+    })
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="moe_booststrap.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("predict", help="predict the tries distribution of a word with its bootstrap interval")
+    p.add_argument("word")
+    p.add_argument("--date", default=None, help="puzzle date, YYYY-MM-DD")
+    p.add_argument("--B", type=int, default=None, help=f"bootstrap replicas (default BOOTSTRAP_B={BOOTSTRAP_B})")
+    args = parser.parse_args(argv)
+    try:
+        table = predict_word(args.word, args.date, B=args.B)
+    except (ValueError, ConfigError) as exc:
+        parser.error(str(exc))
+    pct = table.assign(**{c: 100 * table[c] for c in ("mean", "std", "low", "high")})
+    print(f"{args.word.upper()} on {args.date or 'an unspecified date'}: share of players (%), "
+          f"{int(100 * BOOTSTRAP_CI)}% bootstrap interval, B={args.B or BOOTSTRAP_B}")
+    print(pct[["bucket", "mean", "std", "low", "high"]].to_string(index=False, float_format="%.2f"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -1,0 +1,43 @@
+"""MoEConfig validation: every invalid knob fails before training, naming the knob."""
+import pytest
+
+from wordle_moe.config import ConfigError, MoEConfig
+
+
+def test_defaults_are_valid_and_match_spec():
+    cfg = MoEConfig().validate()
+    assert (cfg.num_experts, cfg.top_k, cfg.hidden_size, cfg.router) == (2, 1, 64, "topk")
+    assert (cfg.aux_loss_weight, cfg.expert_diversity_coef) == (1e-3, 5e-4)
+    assert (cfg.expert_output_diversity_coef, cfg.expert_js_divergence_coef, cfg.bootstrap_ci) == (0.1, 0.05, 0.95)
+
+
+@pytest.mark.parametrize(
+    "changes, knob",
+    [
+        ({"top_k": 3}, "TOP_K"),
+        ({"num_experts": 0, "top_k": 1}, "NUM_EXPERTS"),
+        ({"aux_loss_weight": -1e-3}, "AUX_LOSS_WEIGHT"),
+        ({"expert_diversity_coef": -1.0}, "EXPERT_DIVERSITY_COEF"),
+        ({"expert_output_diversity_coef": -0.1}, "EXPERT_OUTPUT_DIVERSITY_COEF"),
+        ({"expert_js_divergence_coef": -0.05}, "EXPERT_JS_DIVERGENCE_COEF"),
+        ({"router": "magic"}, "ROUTER"),
+        ({"activation": "sigmoid"}, "ACTIVATION"),
+        ({"bootstrap_ci": 1.0}, "BOOTSTRAP_CI"),
+        ({"bootstrap_ci": 0.0}, "BOOTSTRAP_CI"),
+        ({"n_weighting": "cube"}, "N_WEIGHTING"),
+        ({"lr": 0.0}, "LR"),
+    ],
+)
+def test_invalid_knob_is_named(changes, knob):
+    with pytest.raises(ConfigError, match=knob):
+        MoEConfig().replace(**changes).validate()
+
+
+def test_unknown_knob_is_rejected():
+    with pytest.raises(ConfigError, match="NOT_A_KNOB"):
+        MoEConfig().replace(not_a_knob=1)
+
+
+def test_from_mapping_reads_upper_case_knobs_and_ignores_others():
+    cfg = MoEConfig.from_mapping({"NUM_EXPERTS": 3, "TOP_K": 2, "HOLDOUT_WORD": "eerie"})
+    assert (cfg.num_experts, cfg.top_k) == (3, 2)

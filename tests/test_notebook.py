@@ -1,0 +1,164 @@
+"""The notebook runs headless with papermill (QUICK=True) and writes every §9 file correctly.
+
+Runs are shared between tests through module-scoped fixtures (each QUICK run < 60 s):
+a (3 experts, Top-2) run, a second identical run (byte-identical CSVs), a default-knob run that fails on
+purpose at the grid search (earlier outputs intact), and an invalid knob that stops before training.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+papermill = pytest.importorskip("papermill")
+nbformat = pytest.importorskip("nbformat")
+
+from wordle_moe import report  # noqa: E402
+from wordle_moe.paths import PRED_COLUMNS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "moe_with_bootstrap.ipynb"
+RUN_LIMIT_SECONDS = 90  # QUICK target is < 60 s; leave head-room for a loaded 2-core machine
+THREE_TOP2 = {"NUM_EXPERTS": 3, "TOP_K": 2, "SEED": 0}
+
+
+def execute(out_dir: Path, **params) -> tuple[float, Exception | None]:
+    """Execute the notebook into out_dir with QUICK=True; returns (seconds, the execution error or None)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(NOTEBOOK), str(out_dir / "executed.ipynb"), cwd=str(ROOT), kernel_name="python3",
+                                   parameters={"QUICK": True, "OUTPUT_DIR": str(out_dir), **params},
+                                   progress_bar=False, log_output=False)
+        err = None
+    except papermill.PapermillExecutionError as exc:
+        err = exc
+    return time.perf_counter() - start, err
+
+
+@pytest.fixture(scope="module")
+def three_expert_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run_a")
+    seconds, err = execute(out, **THREE_TOP2)
+    assert err is None, err
+    return out, seconds
+
+
+def test_notebook_is_generated_from_the_script():
+    """The committed notebook equals what tools/make_notebook.py builds (no hand edits drift in)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_notebook", ROOT / "tools" / "make_notebook.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert nbformat.writes(mod.build()) + "\n" == NOTEBOOK.read_text()
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for knob in ("NUM_EXPERTS", "TOP_K", "HIDDEN_SIZE", "AUX_LOSS_WEIGHT", "EXPERT_DIVERSITY_COEF",
+                 "EXPERT_OUTPUT_DIVERSITY_COEF", "EXPERT_JS_DIVERGENCE_COEF", "ROUTER", "LR", "WD", "MAX_EPOCHS",
+                 "PATIENCE", "SEED", "BOOTSTRAP_B", "BOOTSTRAP_CI", "QUICK", "RUN_GRID_SEARCH", "OUTPUT_DIR",
+                 "HOLDOUT_WORD", "HOLDOUT_DATE"):
+        assert f"\n{knob} = " in "\n" + tagged[0].source, knob
+
+
+def test_parameter_defaults_match_the_module():
+    import moe_booststrap as mb
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    values: dict = {}
+    exec(next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source, {}, values)
+    assert set(values) == set(report.NOTEBOOK_PARAMETERS)  # every parameter reaches the manifest and module
+    for knob in report.MODULE_KNOBS:
+        assert values[knob] == getattr(mb, knob), knob
+
+
+def test_quick_run_writes_every_spec_file(three_expert_run):
+    out, seconds = three_expert_run
+    assert seconds < RUN_LIMIT_SECONDS, f"QUICK run took {seconds:.0f} s"
+    missing = [f for f in report.expected_outputs("eerie") if not (out / f).exists()]
+    assert not missing
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, png.name
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["seed"] == 0
+    assert all(s["status"] == "ok" for s in manifest["sections"])
+    assert manifest["parameters"]["NUM_EXPERTS"] == 3
+    assert len(manifest["data_files"]["Problem_C_Data_Wordle.xlsx"]["sha256"]) == 64
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files
+
+
+def test_quick_run_tables(three_expert_run):
+    out, _ = three_expert_run
+    weights = ["expert_0_weight", "expert_1_weight", "expert_2_weight"]  # NUM_EXPERTS=3 was injected
+    for name in ("expert_assignment_all_data.csv", "expert_assignment_fixed.csv"):
+        df = pd.read_csv(out / name)
+        assert list(df.columns) == ["word", "primary_expert", *weights, *PRED_COLUMNS], name
+        np.testing.assert_allclose(df[weights].sum(axis=1), 1, atol=1e-6)
+        np.testing.assert_allclose(df[PRED_COLUMNS].sum(axis=1), 1, atol=1e-6)
+        assert len(df) == 359
+    topk = pd.read_csv(out / "expert_assignment_all_data.csv")
+    # Top-2 of 3: the third-ranked expert gets weight 0 for every word
+    assert ((topk[weights] == 0).sum(axis=1) == 1).all()
+    fixed = pd.read_csv(out / "expert_assignment_fixed.csv")
+    assert (fixed[weights] > 0).all().all()
+    assert fixed["primary_expert"].value_counts().reindex(range(3), fill_value=0).min() >= 1
+    log = pd.read_csv(out / "data_cleaning_log.csv")
+    assert list(log.columns) == ["contest", "column", "old_value", "new_value", "rule"] and len(log) > 0
+    loss = pd.read_csv(out / "moe_loss_log.csv")
+    assert {"epoch", "total_loss", "main_loss", "lb_loss", "div", "out_div", "js", "val_loss",
+            "routing_prob_expert_2"} <= set(loss.columns)
+    hold = pd.read_csv(out / "holdout_eerie_predictions_with_ci.csv")
+    assert len(hold) == 7 and (hold["low"] <= hold["mean"]).all() and (hold["mean"] <= hold["high"]).all()
+    np.testing.assert_allclose(hold["mean"].sum(), 1, atol=1e-6)
+    summ = pd.read_csv(out / "moe_bootstrap_pred_summary.csv")
+    assert {"word", "bucket", "mean", "std", "low", "high"} <= set(summ.columns) and len(summ) == 360 * 7
+    pred = pd.read_csv(out / "moe_softmax_pred_output.csv")
+    np.testing.assert_allclose(pred[PRED_COLUMNS].sum(axis=1), 1, atol=1e-6)
+    stats = pd.read_csv(out / "expert_feature_statistics_fixed.csv")
+    assert set(stats["expert"]) == {0, 1, 2} and stats["key_feature"].sum() == 18
+    for name in ("grid_search_results.csv", "router_comparison.csv", "model_comparison.csv"):
+        assert len(pd.read_csv(out / name)) >= 2, name
+    assert len(pd.read_csv(out / "router_comparison.csv")) == 4
+
+
+def test_same_seed_gives_byte_identical_csvs(three_expert_run, tmp_path):
+    out_a, _ = three_expert_run
+    seconds, err = execute(tmp_path, **THREE_TOP2)
+    assert err is None, err
+    csvs = sorted(p.name for p in out_a.glob("*.csv"))
+    assert len(csvs) == sum(f.endswith(".csv") for f in report.expected_outputs("eerie"))
+    differ = [n for n in csvs if (out_a / n).read_bytes() != (tmp_path / n).read_bytes()]
+    assert not differ
+
+
+def test_failure_midway_leaves_earlier_outputs_and_params_change_the_run(three_expert_run, tmp_path):
+    out_a, _ = three_expert_run
+    seconds, err = execute(tmp_path, FAIL_AT_SECTION="grid_search")  # default knobs: 2 experts, Top-1
+    assert err is not None and "FAIL_AT_SECTION" in str(err)
+    for name in ("data_cleaning_log.csv", "moe_loss_log.csv", "moe_training_history.png", "model_comparison.csv",
+                 "moe_bootstrap_pred_summary.csv", "holdout_eerie_predictions_with_ci.csv"):
+        assert (tmp_path / name).exists(), name
+    for name in ("grid_search_results.csv", "router_comparison.csv", "expert_assignment_all_data.csv"):
+        assert not (tmp_path / name).exists(), name
+    loss = pd.read_csv(tmp_path / "moe_loss_log.csv")  # complete, parseable
+    assert "routing_prob_expert_1" in loss and "routing_prob_expert_2" not in loss  # injected knobs mattered
+    manifest = json.loads((tmp_path / "run_manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    status = {s["name"]: s["status"] for s in manifest["sections"]}
+    assert status["bootstrap"] == "ok" and status["grid_search"] == "failed" and "analysis_assignment" not in status
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # a different seed/knob set gives different numbers
+    assert (out_a / "moe_loss_log.csv").read_bytes() != (tmp_path / "moe_loss_log.csv").read_bytes()
+
+
+def test_invalid_knob_stops_before_training_naming_it(tmp_path):
+    seconds, err = execute(tmp_path, TOP_K=5)
+    assert err is not None and "TOP_K" in str(err)
+    manifest = json.loads((tmp_path / "run_manifest.json").read_text())
+    assert [s["name"] for s in manifest["sections"]] == ["parameters"]
+    assert not (tmp_path / "moe_loss_log.csv").exists()

@@ -1,0 +1,119 @@
+"""Tests of wordle_moe.report: the §9 tables are shaped and checked before they are written."""
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wordle_moe import report
+from wordle_moe.config import ConfigError, MoEConfig
+from wordle_moe.paths import PRED_COLUMNS
+
+
+def assignment(n=4, E=2):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"word": [f"w{i}" for i in range(n)], "primary_expert": 0})
+    w = rng.dirichlet(np.ones(E), n)
+    for e in range(E):
+        df[f"expert_{e}_weight"] = w[:, e]
+    p = rng.dirichlet(np.ones(7), n)
+    for j, c in enumerate(PRED_COLUMNS):
+        df[c] = p[:, j]
+    return df
+
+
+def test_write_assignment_checks_layout_and_sums(tmp_path):
+    df = assignment()
+    path = report.write_assignment(df, tmp_path, "topk")
+    assert path.name == "expert_assignment_all_data.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(path), df, check_exact=False, rtol=1e-9)
+    bad = df.copy()
+    bad.loc[0, "expert_0_weight"] += 0.1
+    with pytest.raises(ValueError, match="weights rows do not sum to 1"):
+        report.write_assignment(bad, tmp_path, "softmax")
+    with pytest.raises(ValueError, match="§9 layout"):
+        report.write_assignment(df.drop(columns="pred_1_try"), tmp_path, "softmax")
+    with pytest.raises(ValueError, match="kind"):
+        report.write_assignment(df, tmp_path, "argmax")
+    assert not (tmp_path / "expert_assignment_fixed.csv").exists()
+
+
+def test_write_table_drops_timings(tmp_path):
+    report.write_table(pd.DataFrame({"a": [1], "seconds": [0.3], "fit_seconds_mean": [1.0]}), tmp_path, "t.csv")
+    assert pd.read_csv(tmp_path / "t.csv").columns.tolist() == ["a"]
+
+
+def test_bootstrap_and_holdout_frames():
+    rng = np.random.default_rng(1)
+    P_boot = rng.dirichlet(np.ones(7), size=(20, 3))
+    s = {"mean": P_boot.mean(0), "std": P_boot.std(0), "low": P_boot.min(0), "high": P_boot.max(0)}
+    P_true = np.vstack([P_boot[0, :2], np.full((1, 7), np.nan)])
+    df = report.bootstrap_summary_frame(["a", "b", "eerie"], s, 0.9, P_true, ["2022-01-01", "2022-01-02",
+                                                                            "2023-03-01"])
+    assert len(df) == 21 and df["bucket"].iloc[:7].tolist() == PRED_COLUMNS
+    np.testing.assert_allclose(df.loc[df["word"] == "b", "mean"], s["mean"][1])
+    assert df.loc[df["word"] == "a", "inside_interval"].eq(1).all() and df.loc[df["word"] == "eerie",
+                                                                              "inside_interval"].isna().all()
+    hold = report.holdout_frame("eerie", "2023-03-01", s, 0.9, 20, row=-1)
+    assert len(hold) == 7 and hold["date"].iloc[0] == "2023-03-01"
+    np.testing.assert_allclose(hold["mean_pct"], 100 * s["mean"][2])
+    assert report.holdout_filenames("EERIE ")["bar"] == "holdout_eerie_bar_ci.png"
+
+
+def test_prediction_frame_metrics():
+    P = np.array([[0.1, 0.2, 0.3, 0.2, 0.1, 0.05, 0.05]])
+    df = report.prediction_frame(["a"], P, P)
+    assert df["mae_pp"].iloc[0] == 0 and df["rps"].iloc[0] == 0
+
+
+def fake_module(**knobs):
+    mod = types.SimpleNamespace(HOLDOUT_WORD="eerie", HOLDOUT_DATE="2023-03-01", NUM_EXPERTS=2, TOP_K=1)
+    for k, v in knobs.items():
+        setattr(mod, k, v)
+    mod.config = lambda: MoEConfig(num_experts=mod.NUM_EXPERTS, top_k=mod.TOP_K,
+                                   max_epochs=getattr(mod, "MAX_EPOCHS", 600)).validate()
+    return mod
+
+
+def test_apply_parameters_sets_caps_and_validates():
+    mod = fake_module()
+    applied = report.apply_parameters(mod, {"NUM_EXPERTS": 3, "TOP_K": 2, "MAX_EPOCHS": 600, "QUICK": True},
+                                      quick=True)
+    assert mod.NUM_EXPERTS == 3 and mod.MAX_EPOCHS == report.QUICK_CAPS["MAX_EPOCHS"] and "QUICK" not in applied
+    with pytest.raises(ConfigError, match="TOP_K"):
+        report.apply_parameters(fake_module(), {"NUM_EXPERTS": 2, "TOP_K": 3})
+    with pytest.raises(ConfigError, match="HOLDOUT_WORD"):
+        report.apply_parameters(fake_module(), {"HOLDOUT_WORD": "toolong"})
+    with pytest.raises(ConfigError, match="HOLDOUT_DATE"):
+        report.apply_parameters(fake_module(), {"HOLDOUT_DATE": "not a date"})
+
+
+def test_forecast_split_is_disjoint_and_seeded():
+    dates = pd.date_range("2022-09-01", periods=60, freq="D")
+    a = report.forecast_split(dates, seed=3)
+    b = report.forecast_split(dates, seed=3)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert len(a["test"]) == 30 and (dates[a["test"]] >= "2022-10-01").all()
+    assert not set(a["train"]) & set(a["val"]) and len(a["train"]) + len(a["val"]) == 30
+
+
+def test_grid_for_run_is_small_unless_full():
+    mod = types.SimpleNamespace(NUM_EXPERTS=3, TOP_K=2, HIDDEN_SIZE=64, GRID_NUM_EXPERTS=[2, 3, 4],
+                                GRID_TOP_K=[1, 2], GRID_HIDDEN_SIZE=[64, 128], GRID_AUX_COEF=[1e-3],
+                                GRID_DIVERSITY_COEF=[1e-4, 5e-4])
+    assert report.grid_for_run(mod, full=False) == {"num_experts": [3], "top_k": [1, 2]}
+    assert report.grid_for_run(mod, full=True)["hidden_size"] == [64, 128]
+    mod.NUM_EXPERTS = 1
+    assert report.grid_for_run(mod, full=False) == {"num_experts": [1], "hidden_size": [64, 128]}
+
+
+def test_list_outputs_marks_missing(tmp_path):
+    (tmp_path / "data_cleaning_log.csv").write_text("x\n")
+    (tmp_path / "extra.txt").write_text("y")
+    (tmp_path / ".tmp.partial").write_text("z")
+    listing = report.list_outputs(tmp_path, "eerie").set_index("file")
+    assert listing.loc["data_cleaning_log.csv", "exists"] and not listing.loc["run_manifest.json", "exists"]
+    assert not listing.loc["extra.txt", "spec_file"] and ".tmp.partial" not in listing.index
+    assert "holdout_eerie_violin.png" in listing.index

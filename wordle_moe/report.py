@@ -1,0 +1,271 @@
+"""Writing the §9 output files from computed results, plus the small steps the notebook calls.
+
+Computing lives in the engine and in ``analysis/``; this module shapes results into the fixed
+output tables and writes them with the atomic writers of ``wordle_moe.io`` (a crash never leaves
+half a file). Wall-clock timings are kept out of the CSVs (they go to run_manifest.json) so that
+two runs with the same seed write byte-identical CSVs.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from wordle_moe import metrics
+from wordle_moe.io import save_figure, write_csv
+from wordle_moe.paths import BUCKET_LABELS, PRED_COLUMNS, TRY_COLUMNS
+
+ASSIGNMENT_FILES = {"topk": "expert_assignment_all_data.csv", "softmax": "expert_assignment_fixed.csv"}
+TIMING_COLUMNS = ("seconds", "fit_seconds", "fit_seconds_mean", "fit_seconds_std", "predict_seconds")
+SUM_TOLERANCE = 1e-6
+
+# Knobs the notebook's parameters cell may set on moe_booststrap (SPEC §6); the rest are notebook switches.
+MODULE_KNOBS = ("NUM_EXPERTS", "TOP_K", "HIDDEN_SIZE", "AUX_LOSS_WEIGHT", "EXPERT_DIVERSITY_COEF",
+                "EXPERT_OUTPUT_DIVERSITY_COEF", "EXPERT_JS_DIVERGENCE_COEF", "ROUTER", "LR", "WD", "MAX_EPOCHS",
+                "PATIENCE", "SEED", "BOOTSTRAP_B", "BOOTSTRAP_CI", "HOLDOUT_WORD", "HOLDOUT_DATE")
+NOTEBOOK_SWITCHES = ("QUICK", "RUN_GRID_SEARCH", "OUTPUT_DIR", "FAIL_AT_SECTION")
+NOTEBOOK_PARAMETERS = MODULE_KNOBS + NOTEBOOK_SWITCHES
+# QUICK mode: a small run for tests and smoke checks (caps, never raises a value the user set lower)
+QUICK_CAPS = {"MAX_EPOCHS": 60, "PATIENCE": 15, "BOOTSTRAP_B": 6, "HIDDEN_SIZE": 32}
+
+
+def expected_outputs(holdout_word: str) -> list[str]:
+    """Every §9 file name a complete run writes (the holdout names use the lower-case word)."""
+    w = str(holdout_word).strip().lower()
+    return [
+        "data_cleaning_log.csv", "moe_loss_log.csv", "moe_training_history.png", "model_comparison.csv",
+        "moe_softmax_pred_output.csv", "moe_bootstrap_pred_summary.csv", f"holdout_{w}_predictions_with_ci.csv",
+        f"holdout_{w}_bar_ci.png", f"holdout_{w}_violin.png", "grid_search_results.csv", "router_comparison.csv",
+        "expert_assignment_all_data.csv", "expert_assignment_fixed.csv", "expert_feature_statistics_fixed.csv",
+        "expert_wordclouds.png", "expert_wordclouds_fixed.png", "expert_feature_distributions.png",
+        "expert_prediction_distributions_fixed.png", "expert_parallel_coordinates.png",
+        "expert_decomposition_samples.png", "run_manifest.json",
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------
+def apply_parameters(module: Any, params: Mapping[str, Any], quick: bool = False) -> dict[str, Any]:
+    """Set the §6 knobs in ``params`` on the module (QUICK caps applied), validate them, return what was set.
+
+    Raises ConfigError naming the knob before any training (TOP_K > NUM_EXPERTS, negative coefficient,
+    unknown router, ...), and ValueError for a malformed HOLDOUT_WORD / HOLDOUT_DATE.
+    """
+    from wordle_moe.config import ConfigError
+
+    applied = {k: params[k] for k in MODULE_KNOBS if k in params}
+    if quick:
+        for knob, cap in QUICK_CAPS.items():
+            if knob in applied and isinstance(applied[knob], (int, float)):
+                applied[knob] = min(applied[knob], cap)
+    word = str(applied.get("HOLDOUT_WORD", getattr(module, "HOLDOUT_WORD", "eerie"))).strip().lower()
+    if len(word) != 5 or not word.isalpha():
+        raise ConfigError(f"HOLDOUT_WORD={word!r} is invalid: must be a five-letter word")
+    applied["HOLDOUT_WORD"] = word
+    try:
+        pd.Timestamp(applied.get("HOLDOUT_DATE", getattr(module, "HOLDOUT_DATE", None)))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"HOLDOUT_DATE={applied.get('HOLDOUT_DATE')!r} is invalid: {exc}") from None
+    for knob, value in applied.items():
+        setattr(module, knob, value)
+    module.config()  # validates every knob together; the message names the offending knob
+    return applied
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+def _drop_timings(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=[c for c in df.columns if c in TIMING_COLUMNS])
+
+
+def write_table(df: pd.DataFrame, output_dir: str | os.PathLike, name: str, keep_timings: bool = False) -> Path:
+    """Write one output table atomically (timing columns dropped unless asked: they live in the manifest)."""
+    return write_csv(df if keep_timings else _drop_timings(df), Path(output_dir) / name)
+
+
+def check_assignment(df: pd.DataFrame) -> None:
+    """Raise ValueError unless the table has the §9 columns and its weight/prediction rows sum to 1."""
+    weights = [c for c in df.columns if c.startswith("expert_") and c.endswith("_weight")]
+    expected = ["word", "primary_expert", *[f"expert_{e}_weight" for e in range(len(weights))], *PRED_COLUMNS]
+    if list(df.columns) != expected:
+        raise ValueError(f"assignment columns {list(df.columns)} differ from the §9 layout {expected}")
+    for cols, what in ((weights, "weights"), (PRED_COLUMNS, "predictions")):
+        err = np.abs(df[cols].to_numpy(float).sum(axis=1) - 1).max() if len(df) else 0.0
+        if err > SUM_TOLERANCE:
+            raise ValueError(f"assignment {what} rows do not sum to 1 (max error {err:.2e})")
+
+
+def write_assignment(df: pd.DataFrame, output_dir: str | os.PathLike, kind: str) -> Path:
+    """expert_assignment_all_data.csv (kind='topk') or expert_assignment_fixed.csv (kind='softmax'), checked."""
+    if kind not in ASSIGNMENT_FILES:
+        raise ValueError(f"kind must be one of {list(ASSIGNMENT_FILES)}")
+    check_assignment(df)
+    return write_csv(df, Path(output_dir) / ASSIGNMENT_FILES[kind])
+
+
+def prediction_frame(words: Sequence[str], P_pred: np.ndarray, P_true: np.ndarray | None = None,
+                     dates: Iterable | None = None) -> pd.DataFrame:
+    """word (date), observed try_* shares, pred_* shares and per-word metrics (MAE in pp, RPS, JS)."""
+    df = pd.DataFrame({"word": list(words)})
+    if dates is not None:
+        df["date"] = pd.to_datetime(pd.Series(list(dates))).dt.strftime("%Y-%m-%d").to_numpy()
+    if P_true is not None:
+        for j, c in enumerate(TRY_COLUMNS):
+            df[c] = np.asarray(P_true)[:, j]
+    for j, c in enumerate(PRED_COLUMNS):
+        df[c] = np.asarray(P_pred)[:, j]
+    if P_true is not None:
+        df["mae_pp"] = metrics.mae_pp(P_true, P_pred)
+        df["rps"] = metrics.rps(P_true, P_pred)
+        df["js"] = metrics.js_divergence(P_true, P_pred)
+    return df
+
+
+def bootstrap_summary_frame(words: Sequence[str], summary: Mapping[str, np.ndarray], ci_level: float,
+                            P_true: np.ndarray | None = None, dates: Iterable | None = None) -> pd.DataFrame:
+    """Long table, one row per (word, bucket): mean, std, low, high (shares), ci_level, observed, inside."""
+    n = len(words)
+    df = pd.DataFrame({
+        "word": np.repeat(np.asarray(list(words), dtype=object), 7),
+        "bucket": np.tile(PRED_COLUMNS, n),
+        "bucket_label": np.tile(BUCKET_LABELS, n),
+    })
+    if dates is not None:
+        df.insert(1, "date", np.repeat(pd.to_datetime(pd.Series(list(dates))).dt.strftime("%Y-%m-%d").to_numpy(), 7))
+    for k in ("mean", "std", "low", "high"):
+        df[k] = np.asarray(summary[k]).reshape(-1)
+    df["ci_level"] = ci_level
+    if P_true is not None:
+        obs = np.asarray(P_true, dtype=float).reshape(-1)
+        df["observed"] = obs
+        df["inside_interval"] = np.where(np.isfinite(obs), (obs >= df["low"]) & (obs <= df["high"]), np.nan)
+    return df
+
+
+def holdout_frame(word: str, date: Any, summary: Mapping[str, np.ndarray], ci_level: float, B: int,
+                  row: int = 0) -> pd.DataFrame:
+    """One row per bucket for the holdout word: mean, std, low, high as shares and as percent."""
+    df = pd.DataFrame({"word": word, "date": str(pd.Timestamp(date).date()), "bucket": PRED_COLUMNS,
+                       "bucket_label": BUCKET_LABELS})
+    for k in ("mean", "std", "low", "high"):
+        df[k] = np.asarray(summary[k])[row]
+    for k in ("mean", "low", "high"):
+        df[f"{k}_pct"] = 100 * df[k]
+    df["ci_level"] = ci_level
+    df["bootstrap_B"] = B
+    return df
+
+
+def holdout_filenames(word: str) -> dict[str, str]:
+    """The three holdout file names for ``word``."""
+    w = word.strip().lower()
+    return {"csv": f"holdout_{w}_predictions_with_ci.csv", "bar": f"holdout_{w}_bar_ci.png",
+            "violin": f"holdout_{w}_violin.png"}
+
+
+# --------------------------------------------------------------------------------------------
+# Figures and the closing listing
+# --------------------------------------------------------------------------------------------
+def write_figure(fig: Any, output_dir: str | os.PathLike, name: str) -> Path:
+    """Save a figure atomically and close it (so a long notebook does not keep dozens of figures open)."""
+    import matplotlib.pyplot as plt
+
+    path = save_figure(fig, Path(output_dir) / name)
+    plt.close(fig)
+    return path
+
+
+def list_outputs(output_dir: str | os.PathLike, holdout_word: str) -> pd.DataFrame:
+    """Every file in the output folder with its size, marking the §9 files and any that are missing."""
+    out = Path(output_dir)
+    expected = expected_outputs(holdout_word)
+    present = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")) if out.exists() else []
+    names = expected + [p for p in present if p not in expected]
+    return pd.DataFrame({
+        "file": names,
+        "spec_file": [n in expected for n in names],
+        "exists": [(out / n).exists() for n in names],
+        "bytes": [(out / n).stat().st_size if (out / n).exists() else 0 for n in names],
+    })
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook steps (thin glue over the engine; they compute nothing the engine does not)
+# --------------------------------------------------------------------------------------------
+def forecast_split(dates: Any, seed: int = 0, val_fraction: float = 0.2) -> dict[str, np.ndarray]:
+    """Protocol B indices (train = words before 2022-10-01, test = the rest), with a seeded validation
+    subset of the training words for early stopping: dict(train, val, test)."""
+    from wordle_moe.evaluation import protocol_splits
+
+    dates = pd.to_datetime(pd.Series(np.asarray(dates)))
+    (_, train, test), = protocol_splits("B", len(dates), dates)
+    perm = np.random.default_rng(seed).permutation(len(train))
+    n_val = max(1, int(round(val_fraction * len(train))))
+    return {"train": np.sort(train[perm[n_val:]]), "val": np.sort(train[perm[:n_val]]), "test": test}
+
+
+def moe_estimator(config: Any, n_bootstrap: int) -> Any:
+    """The MoE as a scikit-learn estimator with the run's knobs (bootstrap replicas give its interval)."""
+    from wordle_moe.estimator import MoEDistributionRegressor
+
+    names = set(MoEDistributionRegressor().get_params())
+    knobs = {k: v for k, v in config.to_dict().items() if k in names}
+    return MoEDistributionRegressor(**knobs, n_bootstrap=int(n_bootstrap), ci_level=float(config.bootstrap_ci),
+                                    random_state=int(config.seed))
+
+
+def peer_models(config: Any, quick: bool = False, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(models, calibration stand-ins): the §11 peers plus the MoE itself. QUICK keeps the two cheapest peers
+    and a MoE with 4 replicas; a full run gives the MoE min(BOOTSTRAP_B, 20) replicas per fold and a 4-replica
+    stand-in for the inner-CV residuals of the calibrated interval (the residuals only need its mean)."""
+    from wordle_moe.baselines import make_peers
+
+    peers = make_peers(random_state=seed, include_mlp=False)
+    if quick:
+        peers = {k: v for k, v in peers.items() if k in ("mean_distribution", "softmax_regression")}
+    n_boot, n_stand_in = min(int(config.bootstrap_b), 4 if quick else 20), min(int(config.bootstrap_b), 4)
+    stand_ins: dict[str, Any] = {}
+    try:
+        variants = {"moe": config}
+        if not quick:  # the single MLP-softmax peer: the same network with one expert, trained the same way
+            variants["single_mlp"] = config.replace(num_experts=1, top_k=1)
+        for name, cfg in variants.items():
+            peers[name] = moe_estimator(cfg, n_boot)
+            stand_ins[name] = moe_estimator(cfg, n_stand_in)
+    except ImportError:  # engine estimator absent: compare the peers only
+        pass
+    return peers, stand_ins
+
+
+def compare_with_peers(X: np.ndarray, P: np.ndarray, dates: Any, config: Any, quick: bool = False,
+                       seed: int = 0) -> pd.DataFrame:
+    """model_comparison table: mean/std of every metric per (protocol, model), best RPS first.
+
+    Full run: protocols A and B with calibrated intervals; QUICK: protocol B only, no calibration.
+    """
+    from wordle_moe.evaluation import evaluate_models, rank_models, summarise
+
+    models, stand_ins = peer_models(config, quick, seed)
+    protocols = ["B"] if quick else ["A", "B"]
+    tables = [evaluate_models(models, X, P, dates, protocol=p, calibrate=not quick, ci_level=config.bootstrap_ci,
+                              calibration_estimators=stand_ins, progress=False) for p in protocols]
+    summary = rank_models(summarise(pd.concat(tables, ignore_index=True)))
+    summary.insert(2, "mode", "quick" if quick else "full")
+    return summary
+
+
+def grid_for_run(module: Any, full: bool) -> dict[str, list]:
+    """The §6 grids of the module when ``full``; otherwise a real two-configuration grid around the knobs
+    (TOP_K 1 vs 2, or two hidden sizes for a single expert) so grid_search_results.csv is never a stub."""
+    if full:
+        return {"num_experts": list(module.GRID_NUM_EXPERTS), "top_k": list(module.GRID_TOP_K),
+                "hidden_size": list(module.GRID_HIDDEN_SIZE), "aux_loss_weight": list(module.GRID_AUX_COEF),
+                "expert_diversity_coef": list(module.GRID_DIVERSITY_COEF)}
+    if module.NUM_EXPERTS >= 2:
+        return {"num_experts": [module.NUM_EXPERTS], "top_k": sorted({1, 2, module.TOP_K} & {1, 2})}
+    return {"num_experts": [1], "hidden_size": sorted({module.HIDDEN_SIZE, 2 * module.HIDDEN_SIZE})}

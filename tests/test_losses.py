@@ -1,0 +1,103 @@
+"""Each loss term against an independent numpy/scipy computation, including its sign."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import jensenshannon
+
+from wordle_moe import losses
+from wordle_moe.config import MoEConfig
+
+
+def _dist(rng, shape):
+    a = rng.random(shape) + 0.05
+    return a / a.sum(axis=-1, keepdims=True)
+
+
+def _t(a):
+    return torch.as_tensor(a, dtype=torch.float64)
+
+
+def test_soft_cross_entropy_matches_numpy_with_row_weights():
+    rng = np.random.default_rng(0)
+    Q, P, w = _dist(rng, (2, 5, 7)), _dist(rng, (5, 7)), rng.random((2, 5))
+    got = losses.soft_cross_entropy(_t(Q), _t(P), _t(w)).numpy()
+    ce = -(P[None] * np.log(Q)).sum(-1)
+    np.testing.assert_allclose(got, (ce * w).sum(1) / w.sum(1), rtol=1e-10)
+
+
+@pytest.mark.parametrize("scheme,fn", [("none", lambda n: np.ones_like(n)), ("sqrt", np.sqrt),
+                                       ("log", np.log1p), ("linear", lambda n: n)])
+def test_n_weights_schemes_scaled_to_mean_one(scheme, fn):
+    n = np.array([100.0, 400.0, 2500.0])
+    w = losses.n_weights(n, scheme, 3)
+    np.testing.assert_allclose(w, fn(n) / fn(n).mean())
+    assert w.mean() == pytest.approx(1.0)
+
+
+def test_switch_load_balance_matches_formula_and_is_one_when_balanced():
+    rng = np.random.default_rng(1)
+    probs = _dist(rng, (1, 6, 3))
+    idx = probs.argmax(-1)
+    dispatch = np.eye(3)[idx]
+    got = losses.switch_load_balance(_t(probs), _t(dispatch), torch.ones(1, 6, dtype=torch.float64)).item()
+    f = dispatch[0].mean(0)
+    assert got == pytest.approx(3 * (f * probs[0].mean(0)).sum())
+    uniform = np.full((1, 4, 2), 0.5)
+    disp = np.array([[[1, 0], [0, 1], [1, 0], [0, 1]]], dtype=float)
+    assert losses.switch_load_balance(_t(uniform), _t(disp), torch.ones(1, 4, dtype=torch.float64)).item() \
+        == pytest.approx(1.0)
+
+
+def _np_mean_pairwise_cos(V):
+    E = len(V)
+    sims = [V[i] @ V[j] / np.linalg.norm(V[i]) / np.linalg.norm(V[j]) for i, j in itertools.combinations(range(E), 2)]
+    return np.mean(sims)
+
+
+def test_parameter_diversity_is_mean_pairwise_cosine():
+    rng = np.random.default_rng(2)
+    V = rng.normal(size=(2, 4, 30))
+    got = losses.parameter_diversity(_t(V)).numpy()
+    np.testing.assert_allclose(got, [_np_mean_pairwise_cos(V[0]), _np_mean_pairwise_cos(V[1])], rtol=1e-10)
+
+
+def test_output_diversity_and_js_against_scipy_and_sign():
+    rng = np.random.default_rng(3)
+    outs = _dist(rng, (1, 8, 3, 7))
+    w = rng.random((1, 8))
+    means = (outs[0] * w[0][:, None, None]).sum(0) / w.sum()
+    got_cos = losses.output_diversity(_t(outs), _t(w)).item()
+    assert got_cos == pytest.approx(_np_mean_pairwise_cos(means), rel=1e-9)
+    got_js = losses.js_term(_t(outs), _t(w)).item()
+    want = -np.mean([jensenshannon(means[i], means[j], base=2) ** 2 for i, j in itertools.combinations(range(3), 2)])
+    assert got_js == pytest.approx(want, rel=1e-8)
+    # Sign: experts that differ more give LOWER cosine and LOWER (more negative) JS terms.
+    same = np.repeat(_dist(rng, (1, 8, 1, 7)), 3, axis=2)
+    differ = np.zeros((1, 8, 3, 7))
+    for e in range(3):
+        differ[0, :, e, :] = 0.01
+        differ[0, :, e, 2 * e] = 1.0
+    differ /= differ.sum(-1, keepdims=True)
+    ones = torch.ones(1, 8, dtype=torch.float64)
+    assert losses.output_diversity(_t(differ), ones) < losses.output_diversity(_t(same), ones)
+    assert losses.js_term(_t(differ), ones) < losses.js_term(_t(same), ones)
+    assert losses.js_term(_t(same), ones).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_z_loss_and_single_expert_pairwise_terms():
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(1, 5, 3))
+    lse = np.log(np.exp(logits).sum(-1))
+    assert losses.router_z_loss(_t(logits), torch.ones(1, 5, dtype=torch.float64)).item() == \
+        pytest.approx((lse ** 2).mean())
+    assert losses.parameter_diversity(_t(rng.normal(size=(1, 1, 4)))).item() == 0.0
+
+
+def test_total_loss_combines_terms_with_config_coefficients():
+    cfg = MoEConfig(aux_loss_weight=2.0, expert_diversity_coef=3.0, expert_output_diversity_coef=5.0,
+                    expert_js_divergence_coef=7.0, z_loss_coef=11.0)
+    terms = {k: torch.tensor([v]) for k, v in
+             dict(main_loss=1.0, lb_loss=1.0, div=1.0, out_div=1.0, js=-1.0, z_loss=1.0).items()}
+    assert losses.total_loss(terms, cfg).item() == pytest.approx(1 + 2 + 3 + 5 - 7 + 11)

@@ -1,0 +1,111 @@
+"""MoE model: shapes, exact top-k mixture, top-1 gradient fix, zero-init trap, replica axis."""
+import numpy as np
+import pytest
+import torch
+
+from wordle_moe.config import MoEConfig
+from wordle_moe.model import MoEModel
+
+
+def _data(n=30, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * 3 + 5
+    P = np.exp(X @ rng.normal(size=(d, 7)) * 0.2)
+    return X, P / P.sum(1, keepdims=True)
+
+
+def _np_softmax(a):
+    e = np.exp(a - a.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("gate", ["linear", "mlp"])
+def test_forward_intermediates_shapes_and_sums(gate):
+    X, _ = _data()
+    m = MoEModel(6, MoEConfig(num_experts=3, top_k=2, hidden_size=8, gate=gate), replicas=2).eval()
+    m.fit_standardizer(X)
+    out = m(X, return_intermediate=True)
+    assert out["gate_scores"].shape == (2, 30, 3)
+    assert out["top_k_scores"].shape == out["top_k_indices"].shape == (2, 30, 2)
+    assert out["expert_outputs"].shape == (2, 30, 3, 7)
+    assert out["final_output"].shape == (2, 30, 7) and out["load_balance_loss"].shape == (2,)
+    torch.testing.assert_close(out["final_output"].sum(-1), torch.ones(2, 30))
+    torch.testing.assert_close(out["gates"].sum(-1), torch.ones(2, 30))
+    assert ((out["gates"] > 0).sum(-1) == 2).all()
+    torch.testing.assert_close(m(X), out["final_output"])
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_value_equals_exact_topk_procedure(k):
+    """softmax -> top-k -> renormalise -> sparse gates, recomputed in numpy from the logits."""
+    X, _ = _data()
+    m = MoEModel(6, MoEConfig(num_experts=3, top_k=k, hidden_size=8), replicas=1).eval()
+    m.fit_standardizer(X)
+    out = {k2: v.detach().numpy()[0] for k2, v in m(X, return_intermediate=True).items() if v.dim() > 1}
+    p = _np_softmax(out["gate_logits"])
+    top = np.argsort(-p, axis=1)[:, :k]
+    gates = np.zeros_like(p)
+    np.put_along_axis(gates, top, np.take_along_axis(p, top, 1) / np.take_along_axis(p, top, 1).sum(1, keepdims=True), 1)
+    np.testing.assert_allclose(out["gates"], gates, rtol=1e-5, atol=1e-7)
+    want = np.einsum("ne,nec->nc", gates, out["expert_outputs"])
+    np.testing.assert_allclose(out["final_output"], want, rtol=1e-5, atol=1e-7)
+
+
+def test_top1_gate_gets_gradient_from_main_loss():
+    """Trap: top-1 renormalised weight is constant 1. The straight-through path gives the gate a gradient."""
+    X, P = _data()
+    m = MoEModel(6, MoEConfig(num_experts=3, top_k=1, hidden_size=8, dropout=0.0), replicas=1)
+    m.fit_standardizer(X)
+    loss = -(torch.as_tensor(P, dtype=torch.float32) * torch.log(m(X)[0])).sum(-1).mean()
+    loss.backward()
+    fixed = m.gate_w.grad.abs().sum().item()
+    assert fixed > 1e-3
+    # Without the fix the exact top-1 path carries no gate gradient (p/p = 1: only float rounding).
+    m.zero_grad()
+    m.straight_through = False
+    loss = -(torch.as_tensor(P, dtype=torch.float32) * torch.log(m(X)[0])).sum(-1).mean()
+    loss.backward()
+    assert m.gate_w.grad is None or m.gate_w.grad.abs().sum().item() < 1e-4 * fixed
+
+
+def test_zero_initialised_gate_ties_and_collapses_but_ours_does_not():
+    X, _ = _data(n=40)
+    m = MoEModel(6, MoEConfig(num_experts=3, top_k=1, hidden_size=8), replicas=1).eval()
+    m.fit_standardizer(X)
+    ours = m(X, return_intermediate=True)["top_k_indices"][0, :, 0]
+    assert len(torch.unique(ours)) >= 2, "our init routes rows to several experts"
+    with torch.no_grad():
+        m.gate_w.zero_()
+        m.gate_b.zero_()
+    out = m(X, return_intermediate=True)
+    torch.testing.assert_close(out["gate_scores"], torch.full((1, 40, 3), 1 / 3))   # every logit tied
+    assert (out["top_k_indices"] == 0).all(), "ties all go to expert 0: routing collapses"
+
+
+def test_replica_r_equals_single_model_with_seed_plus_r():
+    X, _ = _data()
+    cfg = MoEConfig(num_experts=2, hidden_size=8, seed=5)
+    batched = MoEModel(6, cfg, replicas=3)
+    single = MoEModel(6, cfg.replace(seed=7), replicas=1)
+    for name, p in single.named_parameters():
+        torch.testing.assert_close(getattr(batched, name)[2:3], p)
+    assert not torch.equal(batched.expert_w1[0], batched.expert_w1[1])
+
+
+def test_weighted_standardiser_and_raw_inputs():
+    X, _ = _data()
+    w = np.zeros((2, 30))
+    w[0, :10] = 1
+    w[1] = np.arange(30)
+    m = MoEModel(6, MoEConfig(hidden_size=4), replicas=2).fit_standardizer(X, w)
+    np.testing.assert_allclose(m.x_mean[0].numpy(), X[:10].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(m.x_std[0].numpy(), X[:10].std(0), rtol=1e-4)
+    np.testing.assert_allclose(m.x_mean[1].numpy(), np.average(X, axis=0, weights=w[1]), rtol=1e-5)
+    with pytest.raises(ValueError, match="features"):
+        m(X[:, :5])
+
+
+def test_freeze_experts_leaves_only_router_trainable():
+    m = MoEModel(6, MoEConfig(hidden_size=4), replicas=1).freeze_experts()
+    assert not m.expert_w1.requires_grad and m.gate_w.requires_grad
+    assert all(p.requires_grad for p in m.router_parameter_list())

@@ -1,0 +1,119 @@
+"""Bootstrap uncertainty: B replicas on resamples, trained together as ONE batched model.
+
+Replica r draws its resample as multinomial counts (rng seeded ``seed + r``) used as row weights,
+is initialised with seed ``seed + r`` and stops early on its own out-of-bag rows. Because replicas
+share nothing but the optimizer call (losses are summed, AdamW is element-wise), replica r equals
+a sequential R=1 run with the same seed and resample (``batched=False`` runs that reference path).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from .config import MoEConfig
+from .metrics import distribution_metrics
+from .model import MoEModel
+from .training import check_inputs, fit_replicas, predict_replicas, resolve_config
+
+
+def resample_counts(n: int, B: int, seed: int) -> np.ndarray:
+    """Bootstrap counts (B, n): row r is a multinomial(n, 1/n) draw from default_rng(seed + r)."""
+    return np.stack([np.random.default_rng(seed + r).multinomial(n, np.full(n, 1.0 / n)) for r in range(B)])
+
+
+def _oob_weights(counts: np.ndarray) -> np.ndarray:
+    """Out-of-bag validation weights; a replica with no OOB row (tiny n) validates on all rows."""
+    oob = (counts == 0).astype(float)
+    oob[oob.sum(axis=1) == 0] = 1.0
+    return oob
+
+
+def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None, B: int | None = None,
+                  seed: int | None = None, n_reported: Any | None = None, sample_weight: Any | None = None,
+                  batched: bool = True, progress: bool = False, **knobs: Any
+                  ) -> tuple[list[MoEModel], dict[str, Any]]:
+    """Train B bootstrap replicas; returns ([one batched model] or [B sequential models], info)."""
+    cfg = resolve_config(config, **knobs)
+    B = cfg.bootstrap_b if B is None else int(B)
+    seed = cfg.seed if seed is None else int(seed)
+    if B < 1:
+        raise ValueError(f"BOOTSTRAP_B must be >= 1, got {B}")
+    X, P = check_inputs(X_train, P_train, "train")
+    n = len(X)
+    sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    if sw.shape != (n,) or np.any(sw < 0):
+        raise ValueError(f"sample_weight must be non-negative with shape ({n},)")
+    counts = resample_counts(n, B, seed)
+    train_w, val_w = counts * sw, _oob_weights(counts) * sw
+    start = time.perf_counter()
+    if batched:
+        model, fit_info = fit_replicas(X, P, X, P, cfg.replace(seed=seed), train_weight=train_w, val_weight=val_w,
+                                       n_reported=n_reported, n_reported_val=n_reported,
+                                       seeds=[seed + r for r in range(B)], progress=progress)
+        models, best = [model], fit_info["best_epochs"]
+        history = fit_info["history"]
+    else:
+        models, best, history = [], [], None
+        rng = range(B)
+        if progress:
+            from tqdm.auto import tqdm
+            rng = tqdm(rng, desc="bootstrap (sequential)")
+        for r in rng:
+            m, inf = fit_replicas(X, P, X, P, cfg.replace(seed=seed + r), train_weight=train_w[r:r + 1],
+                                  val_weight=val_w[r:r + 1], n_reported=n_reported, n_reported_val=n_reported,
+                                  seeds=[seed + r], progress=False)
+            models.append(m)
+            best.append(inf["best_epochs"][0])
+        best = np.asarray(best)
+    info = {"counts": counts, "best_epochs": best, "seconds": time.perf_counter() - start, "B": B, "seed": seed,
+            "batched": batched, "config": cfg, "history": history}
+    return models, info
+
+
+def predict_bootstrap(models: list[MoEModel], X_pred: Any) -> np.ndarray:
+    """Every replica's prediction stacked: (B, n_pred, 7)."""
+    return np.concatenate([predict_replicas(m, X_pred) for m in models], axis=0)
+
+
+def bootstrap_predict(X_train: Any, P_train: Any, X_pred: Any, *, config: MoEConfig | None = None,
+                      B: int | None = None, seed: int | None = None, n_reported: Any | None = None,
+                      sample_weight: Any | None = None, batched: bool = True, progress: bool = False,
+                      **knobs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """Train B bootstrap replicas and predict X_pred: (P_boot (B, n_pred, 7), info).
+
+    B and seed default to config.bootstrap_b and config.seed. ``batched=False`` is the sequential
+    reference (a loop of R=1 trainings with identical seeds and resamples).
+    """
+    models, info = fit_bootstrap(X_train, P_train, config=config, B=B, seed=seed, n_reported=n_reported,
+                                 sample_weight=sample_weight, batched=batched, progress=progress, **knobs)
+    X_pred = np.asarray(X_pred, dtype=np.float64)
+    if X_pred.ndim != 2 or X_pred.shape[1] != np.asarray(X_train).shape[1]:
+        raise ValueError(f"X_pred must have shape (n, {np.asarray(X_train).shape[1]}), got {X_pred.shape}")
+    info["models"] = models
+    return predict_bootstrap(models, X_pred), info
+
+
+def bootstrap_summary(P_boot: np.ndarray, ci_level: float = 0.95) -> dict[str, np.ndarray]:
+    """Mean, std and percentile interval over replicas: dict(mean, std, low, high), each (n, 7)."""
+    P_boot = np.asarray(P_boot, dtype=float)
+    if P_boot.ndim != 3:
+        raise ValueError(f"P_boot must be (B, n, 7), got {P_boot.shape}")
+    if not 0 < ci_level < 1:
+        raise ValueError(f"ci_level must be in (0, 1), got {ci_level}")
+    alpha = (1.0 - ci_level) / 2.0
+    low, high = np.quantile(P_boot, [alpha, 1.0 - alpha], axis=0)
+    return {"mean": P_boot.mean(axis=0), "std": P_boot.std(axis=0, ddof=1) if len(P_boot) > 1
+            else np.zeros(P_boot.shape[1:]), "low": low, "high": high}
+
+
+def bootstrap_evaluate(P_boot: np.ndarray, P_true: np.ndarray, ci_level: float = 0.95) -> dict[str, Any]:
+    """Metrics of the bootstrap mean, mean interval width and coverage of the observed values."""
+    s = bootstrap_summary(P_boot, ci_level)
+    P_true = np.asarray(P_true, dtype=float)
+    inside = (P_true >= s["low"]) & (P_true <= s["high"])
+    out = distribution_metrics(P_true, s["mean"])
+    out.update(ci_level=float(ci_level), mean_interval_width=float((s["high"] - s["low"]).mean()),
+               coverage=float(inside.mean()), coverage_per_bucket=inside.mean(axis=0).tolist())
+    return out

@@ -1,0 +1,147 @@
+"""Loss terms of the MoE (SPEC §5), one small function each, all batched over replicas.
+
+Shapes: ``R`` replicas, ``n`` rows, ``E`` experts, ``C = 7`` buckets. Every term returns one value
+per replica, shape ``(R,)``; the trainer sums over replicas so that each replica's gradient comes
+from its own loss only (replicas stay independent, exactly like separate runs).
+Row weights ``w`` (R, n) carry bootstrap counts × sample weights (× N-weighting for the main loss);
+a weight of 0 removes a row from every term.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+EPS = 1e-9
+
+
+def n_weights(n_reported: np.ndarray | None, scheme: str, n: int) -> np.ndarray:
+    """Per-row weights from the number of reported results (none|sqrt|log|linear), scaled to mean 1."""
+    if scheme == "none" or n_reported is None:
+        return np.ones(n)
+    counts = np.asarray(n_reported, dtype=float)
+    if counts.shape != (n,):
+        raise ValueError(f"n_reported has shape {counts.shape}, expected ({n},)")
+    if np.any(counts < 0) or not np.all(np.isfinite(counts)):
+        raise ValueError("n_reported must be finite and >= 0")
+    if scheme == "sqrt":
+        w = np.sqrt(counts)
+    elif scheme == "log":
+        w = np.log1p(counts)  # log1p: a word with 0 reports gets weight 0, not -inf
+    elif scheme == "linear":
+        w = counts
+    else:
+        raise ValueError(f"unknown N_WEIGHTING {scheme!r}")
+    mean = w.mean()
+    return w / mean if mean > 0 else np.ones(n)
+
+
+def _weighted_row_mean(values: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Weighted mean over the row axis (dim 1) of (R, n, ...) values; w is (R, n)."""
+    shape = w.shape + (1,) * (values.dim() - 2)
+    wv = w.reshape(shape)
+    return (values * wv).sum(dim=1) / wv.sum(dim=1).clamp_min(EPS)
+
+
+def soft_cross_entropy(pred: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Weighted soft-label cross-entropy −Σ_c P_c log Q_c, averaged over rows per replica -> (R,)."""
+    if target.dim() == 2:
+        target = target.unsqueeze(0)
+    ce = -(target * torch.log(pred.clamp_min(EPS))).sum(dim=-1)  # (R, n)
+    return _weighted_row_mean(ce, w)
+
+
+def switch_load_balance(gate_probs: torch.Tensor, dispatch: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Switch-Transformer balance E·Σ_i f_i·P_i over the full batch -> (R,).
+
+    f_i = share of (row, slot) dispatches that go to expert i (no gradient: it is a count),
+    P_i = mean gate probability of expert i. Equals 1 when perfectly balanced.
+    """
+    E = gate_probs.shape[-1]
+    f = _weighted_row_mean(dispatch.float(), w)
+    f = f / f.sum(dim=-1, keepdim=True).clamp_min(EPS)
+    P = _weighted_row_mean(gate_probs, w)
+    return E * (f.detach() * P).sum(dim=-1)
+
+
+def _pairs(E: int) -> tuple[torch.Tensor, torch.Tensor]:
+    i, j = torch.triu_indices(E, E, offset=1)
+    return i, j
+
+
+def mean_pairwise_cosine(vectors: torch.Tensor) -> torch.Tensor:
+    """Mean cosine similarity over expert pairs i<j of (R, E, D) vectors -> (R,); 0 when E = 1."""
+    E = vectors.shape[1]
+    if E < 2:
+        return vectors.new_zeros(vectors.shape[0])
+    unit = vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(EPS)
+    sim = unit @ unit.transpose(1, 2)  # (R, E, E)
+    i, j = _pairs(E)
+    return sim[:, i, j].mean(dim=-1)
+
+
+def parameter_diversity(expert_params: torch.Tensor) -> torch.Tensor:
+    """Mean pairwise cosine of the experts' flattened parameters (R, E, D) -> (R,); lower = more diverse."""
+    return mean_pairwise_cosine(expert_params)
+
+
+def expert_mean_outputs(expert_outputs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Each expert's weighted mean output distribution over rows: (R, n, E, C) -> (R, E, C)."""
+    return _weighted_row_mean(expert_outputs, w)
+
+
+def output_diversity(expert_outputs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Mean pairwise cosine of the experts' mean output distributions -> (R,); lower = more diverse."""
+    return mean_pairwise_cosine(expert_mean_outputs(expert_outputs, w))
+
+
+def js_divergence_bits(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence in bits along the last axis (= scipy jensenshannon(base=2)**2)."""
+    m = 0.5 * (p + q)
+
+    def kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a * (torch.log(a.clamp_min(EPS)) - torch.log(b.clamp_min(EPS)))).sum(dim=-1)
+
+    return (0.5 * kl(p, m) + 0.5 * kl(q, m)) / math.log(2.0)
+
+
+def js_term(expert_outputs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """−(mean pairwise JS divergence) of the experts' mean output distributions -> (R,); lower = more diverse."""
+    means = expert_mean_outputs(expert_outputs, w)
+    E = means.shape[1]
+    if E < 2:
+        return means.new_zeros(means.shape[0])
+    i, j = _pairs(E)
+    return -js_divergence_bits(means[:, i], means[:, j]).mean(dim=-1)
+
+
+def router_z_loss(logits: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Router z-loss (ST-MoE): weighted mean of logsumexp(gate logits)² -> (R,); keeps logits small."""
+    return _weighted_row_mean(torch.logsumexp(logits, dim=-1) ** 2, w)
+
+
+def loss_terms(out: dict[str, Any], target: torch.Tensor, w_main: torch.Tensor, w: torch.Tensor,
+               expert_params: torch.Tensor, config: Any) -> dict[str, torch.Tensor]:
+    """Every term of SPEC §5 plus their weighted total, each (R,)."""
+    terms = {
+        "main_loss": soft_cross_entropy(out["final_output"], target, w_main),
+        "lb_loss": out["load_balance_loss"],
+        "div": parameter_diversity(expert_params),
+        "out_div": output_diversity(out["expert_outputs"], w),
+        "js": js_term(out["expert_outputs"], w),
+        "z_loss": router_z_loss(out["gate_logits"], w),
+    }
+    terms["total_loss"] = total_loss(terms, config)
+    return terms
+
+
+def total_loss(terms: dict[str, torch.Tensor], config: Any) -> torch.Tensor:
+    """Loss = CE + AUX·lb + DIV·div + OUT_DIV·out_div + JS·js + Z·z_loss (SPEC §5)."""
+    return (terms["main_loss"]
+            + config.aux_loss_weight * terms["lb_loss"]
+            + config.expert_diversity_coef * terms["div"]
+            + config.expert_output_diversity_coef * terms["out_div"]
+            + config.expert_js_divergence_coef * terms["js"]
+            + config.z_loss_coef * terms["z_loss"])

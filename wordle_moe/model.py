@@ -1,0 +1,220 @@
+"""The mixture-of-experts model, batched over R replicas (R=1: one model; R=B: the bootstrap).
+
+Every parameter and buffer has a leading replica axis R, so B bootstrap replicas train as ONE
+model with one optimizer step; replica r is initialised from its own generator seeded
+``seed + r`` and therefore equals a sequential run with seed ``seed + r``.
+
+    raw x (n, d) ─ standardise (per-replica buffers) ─┬─ gate (linear | MLP+LayerNorm) ─ router ─ gates (R,n,E)
+                                                      └─ E experts: Linear─act─dropout─Linear─softmax (R,n,E,7)
+    final_output = Σ_i gates_i · expert_i        (rows sum to 1)
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import MoEConfig
+from .losses import EPS
+from .routers import make_router
+
+N_BUCKETS = 7
+ACTIVATION_FNS = {"gelu": F.gelu, "relu": F.relu, "swish": F.silu, "tanh": torch.tanh}
+EXPERT_PARAMS = ("expert_w1", "expert_b1", "expert_w2", "expert_b2")
+
+
+def _uniform(gen: torch.Generator, shape: tuple[int, ...], fan_in: int) -> torch.Tensor:
+    """nn.Linear's default init U(−1/√fan_in, 1/√fan_in), drawn from ``gen``."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return (torch.rand(shape, generator=gen) * 2 - 1) * bound
+
+
+def init_replica(config: MoEConfig, d: int, seed: int) -> dict[str, torch.Tensor]:
+    """Initial parameters of ONE replica, drawn in a fixed order from a generator seeded ``seed``.
+
+    The gate is NOT zero-initialised: zero weights tie every logit, top-k then picks expert 0 for
+    every row and the routing collapses (tests/test_model.py shows it).
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    E, H, C = config.num_experts, config.hidden_size, N_BUCKETS
+    p = {
+        "expert_w1": _uniform(g, (E, d, H), d), "expert_b1": _uniform(g, (E, H), d),
+        "expert_w2": _uniform(g, (E, H, C), H), "expert_b2": _uniform(g, (E, C), H),
+    }
+    if config.gate == "linear":
+        p.update(gate_w=_uniform(g, (d, E), d), gate_b=_uniform(g, (E,), d))
+    else:
+        p.update(gate_w=_uniform(g, (d, H), d), gate_b=_uniform(g, (H,), d),
+                 gate_ln_w=torch.ones(H), gate_ln_b=torch.zeros(H),
+                 gate_w2=_uniform(g, (H, E), H), gate_b2=_uniform(g, (E,), H))
+    return p
+
+
+def _softmax_small(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over a short last axis (7 buckets), written out: ~3x faster than torch's kernel for it on CPU."""
+    e = (logits - logits.detach().amax(dim=-1, keepdim=True)).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def _mix(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+    """Σ_i weights_i · expert_i: (R, n, E) × (R, n, E, 7) -> (R, n, 7) (broadcast, not a tiny-batch bmm)."""
+    return (weights.unsqueeze(-1) * experts).sum(dim=-2)
+
+
+class MoEModel(nn.Module):
+    """Gate + router + E experts, every tensor with a leading replica axis R."""
+
+    def __init__(self, n_features: int, config: MoEConfig | None = None, replicas: int = 1,
+                 seeds: list[int] | None = None) -> None:
+        super().__init__()
+        self.config = (config or MoEConfig()).validate()
+        self.n_features, self.replicas = int(n_features), int(replicas)
+        seeds = list(seeds) if seeds is not None else [self.config.seed + r for r in range(self.replicas)]
+        if len(seeds) != self.replicas:
+            raise ValueError(f"got {len(seeds)} seeds for {self.replicas} replicas")
+        inits = [init_replica(self.config, self.n_features, s) for s in seeds]  # init only: cheap
+        for name in inits[0]:
+            self.register_parameter(name, nn.Parameter(torch.stack([p[name] for p in inits])))
+        self.register_buffer("x_mean", torch.zeros(self.replicas, self.n_features))
+        self.register_buffer("x_std", torch.ones(self.replicas, self.n_features))
+        self.router = make_router(self.config, self.n_features, self.replicas)
+        self.activation = ACTIVATION_FNS[self.config.activation]
+        # Top-1 renormalised weights are constant 1: add the straight-through gate path (see forward).
+        self.straight_through = self.config.top_k == 1
+        self.dropout_rng = np.random.default_rng(self.config.seed)
+
+    # -- input handling -------------------------------------------------------------------------
+    def fit_standardizer(self, X: Any, weight: Any | None = None) -> "MoEModel":
+        """Fit per-replica mean/std buffers on training rows (weighted by bootstrap counts)."""
+        x = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        w = torch.ones(self.replicas, x.shape[0]) if weight is None else torch.as_tensor(weight, dtype=torch.float32)
+        w = w.expand(self.replicas, -1) if w.dim() == 1 or w.shape[0] == 1 else w
+        w = w / w.sum(dim=1, keepdim=True).clamp_min(EPS)
+        mean = w @ x
+        var = w @ (x ** 2) - mean ** 2
+        std = var.clamp_min(0).sqrt()
+        self.x_mean.copy_(mean)
+        self.x_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))  # constant column: leave unscaled
+        return self
+
+    def _standardise(self, x: Any, idx: torch.Tensor | None = None) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if x.dim() == 2:
+            x = x.unsqueeze(0)
+        if x.shape[-1] != self.n_features:
+            raise ValueError(f"X has {x.shape[-1]} features, the model was built for {self.n_features}")
+        mean, std = (self.x_mean, self.x_std) if idx is None else (self.x_mean[idx], self.x_std[idx])
+        return (x - mean.unsqueeze(1)) / std.unsqueeze(1)   # (R, n, d)
+
+    def _p(self, name: str, idx: torch.Tensor | None) -> torch.Tensor:
+        """Parameter ``name``, restricted to the replicas in ``idx`` (all when None)."""
+        p = getattr(self, name)
+        return p if idx is None else p[idx]
+
+    # -- sub-networks ---------------------------------------------------------------------------
+    def gate_logits(self, z: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Gate logits (R, n, E) from standardised inputs."""
+        h = torch.baddbmm(self._p("gate_b", idx).unsqueeze(1), z, self._p("gate_w", idx))
+        if self.config.gate == "linear":
+            return h
+        h = F.layer_norm(h, h.shape[-1:]) * self._p("gate_ln_w", idx).unsqueeze(1) \
+            + self._p("gate_ln_b", idx).unsqueeze(1)
+        return torch.baddbmm(self._p("gate_b2", idx).unsqueeze(1), self.activation(h), self._p("gate_w2", idx))
+
+    def _dropout(self, h: torch.Tensor) -> torch.Tensor:
+        """Inverted dropout; the mask comes from a seeded numpy PCG64 stream (torch's CPU bernoulli is
+        several times slower on (R, E, n, H) tensors) with p quantised to 1/65536."""
+        p = self.config.dropout
+        if not self.training or p <= 0:
+            return h
+        bits = np.frombuffer(self.dropout_rng.bytes(2 * h.numel()), dtype=np.uint16).reshape(h.shape)
+        mask = torch.from_numpy(bits >= int(round(p * 65536))).to(h.dtype).mul_(1.0 / (1.0 - p))
+        return h * mask
+
+    def expert_outputs(self, z: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """All E experts at once: Linear → activation → dropout → Linear → softmax -> (R, n, E, 7)."""
+        R, n, d = z.shape
+        E, H = self.config.num_experts, self.config.hidden_size
+        # (R·E) batched matmuls in an (R, E, n, H) layout: no copies of the big hidden tensor.
+        ze = z.unsqueeze(1).expand(R, E, n, d).reshape(R * E, n, d)
+        h = torch.baddbmm(self._p("expert_b1", idx).reshape(R * E, 1, H), ze,
+                          self._p("expert_w1", idx).reshape(R * E, d, H))
+        h = self._dropout(self.activation(h))
+        logits = torch.baddbmm(self._p("expert_b2", idx).reshape(R * E, 1, N_BUCKETS), h,
+                               self._p("expert_w2", idx).reshape(R * E, H, N_BUCKETS))
+        return _softmax_small(logits.view(R, E, n, N_BUCKETS)).transpose(1, 2)
+
+    def expert_parameters_flat(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Each expert's parameters flattened: (R, E, D), for the parameter-diversity loss."""
+        E = self.config.num_experts
+        parts = [self._p(n, idx) for n in EXPERT_PARAMS]
+        return torch.cat([p.reshape(p.shape[0], E, -1) for p in parts], dim=-1)
+
+    # -- forward --------------------------------------------------------------------------------
+    def forward(self, x: Any, return_intermediate: bool = False, weight: torch.Tensor | None = None,
+                idx: torch.Tensor | None = None):
+        """Mixture prediction (R, n, 7); with return_intermediate a dict of every routing quantity.
+
+        x is (n, d) raw features shared by all replicas or (R, n, d) one row set per replica.
+        ``weight`` (R, n) are row weights for the load statistics (bootstrap counts); default 1.
+        ``idx`` restricts the computation to those replicas (the trainer skips stopped ones).
+        """
+        z = self._standardise(x, idx)
+        if idx is not None and z.shape[0] == 1 and len(idx) > 1:
+            z = z.expand(len(idx), -1, -1)
+        R, n, _ = z.shape
+        w = torch.ones(R, n) if weight is None else weight
+        logits = self.gate_logits(z, idx)
+        experts = self.expert_outputs(z, idx)
+        routed = self.router(logits, z, w, idx) if idx is not None else self.router(logits, z, w)
+        y = _mix(routed["gates"], experts)
+        if self.straight_through:
+            # Value: exactly the top-k mixture (the added terms cancel to 0). Gradient w.r.t. the gate:
+            # that of the dense mixture Σ_i p_i·sg(out_i), so the top-1 router still learns which
+            # expert fits each row. Experts get gradient only from the exact top-k path.
+            dense = _mix(routed["gate_scores"], experts.detach())
+            y = y + (dense - dense.detach())
+        if not return_intermediate:
+            return y
+        out = dict(routed)
+        out.update(gate_logits=logits, expert_outputs=experts, final_output=y)
+        return out
+
+    # -- training helpers -----------------------------------------------------------------------
+    def expert_parameter_list(self) -> list[nn.Parameter]:
+        return [getattr(self, n) for n in EXPERT_PARAMS]
+
+    def router_parameter_list(self) -> list[nn.Parameter]:
+        """Gate and router parameters (what the router-only phase trains)."""
+        experts = {id(p) for p in self.expert_parameter_list()}
+        return [p for p in self.parameters() if id(p) not in experts]
+
+    def freeze_experts(self) -> "MoEModel":
+        """Stop gradients into the experts (phase 2: router-only training)."""
+        for p in self.expert_parameter_list():
+            p.requires_grad_(False)
+        return self
+
+    def unfreeze_experts(self) -> "MoEModel":
+        for p in self.expert_parameter_list():
+            p.requires_grad_(True)
+        return self
+
+    def replica_state(self) -> dict[str, torch.Tensor]:
+        """Detached copies of every parameter and buffer (all carry the replica axis first)."""
+        return {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+    @torch.no_grad()
+    def load_replica_state(self, state: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> None:
+        """Copy ``state`` into the model, only for replicas where ``mask`` (R,) is True (all if None)."""
+        current = self.state_dict()
+        for k, v in state.items():
+            if mask is None:
+                current[k].copy_(v)
+            else:
+                m = mask.view((-1,) + (1,) * (v.dim() - 1))
+                current[k].copy_(torch.where(m, v, current[k]))

@@ -1,0 +1,285 @@
+"""Routers: gate logits -> sparse mixing weights over experts (SPEC §5), batched over replicas.
+
+Every router is an ``nn.Module`` called as ``router(logits, z, w, idx=None)`` with gate logits (R, n, E),
+standardised inputs z (R, n, d), row weights w (R, n) and optionally the replica indices ``idx`` the
+rows belong to (the trainer drops stopped replicas), returning a dict:
+
+- ``gate_scores``   (R, n, E) full softmax of the (clean) gate logits
+- ``top_k_scores``  (R, n, k) softmax probabilities of the chosen experts (before renormalising)
+- ``top_k_indices`` (R, n, k) chosen experts
+- ``gates``         (R, n, E) sparse mixing weights, rows sum to 1
+- ``dispatch``      (R, n, E) 0/1 selection mask (used for load statistics)
+- ``load_balance_loss`` (R,)
+
+Routers do not mix; the model does (and adds the top-1 straight-through path, see model.py).
+Stateful routers (reputation, aux_free_bias) expose ``update_state(dispatch, expert_outputs, target, w, idx)``,
+called by the trainer under no_grad after each training step and never at inference.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .losses import EPS, switch_load_balance
+
+
+def topk_gates(probs: torch.Tensor, k: int, select_by: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top-k then renormalise: (gates (R,n,E) rows sum 1, top-k probs (R,n,k), indices (R,n,k)).
+
+    ``select_by`` (same shape as probs) chooses the experts when it differs from the mixing
+    probabilities (noisy logits, reputation scores); the weights always come from ``probs``.
+    """
+    idx = (probs if select_by is None else select_by).topk(k, dim=-1).indices
+    top = probs.gather(-1, idx)
+    renorm = top / top.sum(dim=-1, keepdim=True).clamp_min(EPS)
+    gates = torch.zeros_like(probs).scatter(-1, idx, renorm)
+    return gates, top, idx
+
+
+def _dispatch(idx: torch.Tensor, E: int) -> torch.Tensor:
+    """0/1 mask (R, n, E) of the experts listed in idx (R, n, k)."""
+    return F.one_hot(idx, E).sum(dim=-2).clamp_max(1).float()
+
+
+class TopKRouter(nn.Module):
+    """Exact procedure of the design notes: softmax -> top-k -> renormalise -> sparse gates."""
+
+    def __init__(self, num_experts: int, top_k: int, **_: object) -> None:
+        super().__init__()
+        self.num_experts, self.top_k = num_experts, top_k
+
+    def forward(self, logits: torch.Tensor, z: torch.Tensor, w: torch.Tensor,
+                idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        probs = logits.softmax(dim=-1)
+        gates, top, idx = topk_gates(probs, self.top_k)
+        dispatch = _dispatch(idx, self.num_experts)
+        return dict(gate_scores=probs, top_k_scores=top, top_k_indices=idx, gates=gates, dispatch=dispatch,
+                    load_balance_loss=switch_load_balance(probs, dispatch, w))
+
+
+def cv_squared(x: torch.Tensor) -> torch.Tensor:
+    """Squared coefficient of variation along the last axis (Shazeer's balance measure) -> (R,)."""
+    if x.shape[-1] < 2:
+        return x.new_zeros(x.shape[:-1])
+    return x.var(dim=-1) / (x.mean(dim=-1) ** 2 + 1e-10)
+
+
+class NoisyTopKRouter(nn.Module):
+    """Shazeer et al. 2017 noisy top-k gating with learned noise and importance + load losses.
+
+    H(x) = x·W_g + ε·softplus(x·W_noise) (noise only in training); top-k over H; weights are
+    softmax(H) over the chosen k. Load of expert i = Σ_rows P(H_i beats the threshold) where the
+    threshold is the k-th largest of the OTHER noisy logits (the (k+1)-th of all when i is inside
+    the top-k, else the k-th) — noisy logits compared with noisy logits, like with like.
+    """
+
+    def __init__(self, num_experts: int, top_k: int, n_features: int, replicas: int, **_: object) -> None:
+        super().__init__()
+        self.num_experts, self.top_k = num_experts, top_k
+        # Zero init: softplus(0) ≈ 0.69 noise std everywhere at the start, learned afterwards.
+        self.noise_w = nn.Parameter(torch.zeros(replicas, n_features, num_experts))
+
+    def noise_std(self, z: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Learned noise standard deviation softplus(z·W_noise) (+0.01 floor), (R, n, E)."""
+        w = self.noise_w if idx is None else self.noise_w[idx]
+        return F.softplus(torch.bmm(z, w)) + 1e-2
+
+    def forward(self, logits: torch.Tensor, z: torch.Tensor, w: torch.Tensor,
+                idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        E, k = self.num_experts, self.top_k
+        std = self.noise_std(z, idx)
+        noisy = logits + torch.randn_like(logits) * std if self.training else logits
+        probs_clean = logits.softmax(dim=-1)
+        # Softmax over the chosen noisy logits == softmax(noisy) renormalised over the top-k.
+        gates, top, idx = topk_gates(noisy.softmax(dim=-1), k, select_by=noisy)
+        dispatch = _dispatch(idx, E)
+        importance = (gates * w.unsqueeze(-1)).sum(dim=1)
+        if k < E:
+            top_vals = noisy.topk(k + 1, dim=-1).values
+            thr_in = top_vals[..., k:k + 1]        # (k+1)-th largest: threshold for experts inside top-k
+            thr_out = top_vals[..., k - 1:k]      # k-th largest: threshold for experts outside
+            threshold = torch.where(dispatch.bool(), thr_in, thr_out)
+            normal = torch.distributions.Normal(0.0, 1.0)
+            p_in = normal.cdf((logits - threshold) / std)
+            load = (p_in * w.unsqueeze(-1)).sum(dim=1)
+        else:
+            load = importance
+        lb = cv_squared(importance) + cv_squared(load)
+        return dict(gate_scores=probs_clean, top_k_scores=probs_clean.gather(-1, idx), top_k_indices=idx,
+                    gates=gates, dispatch=dispatch, load_balance_loss=lb, load=load, importance=importance)
+
+
+class ExpertChoiceRouter(nn.Module):
+    """Zhou et al. 2022 expert-choice routing in training; token-choice top-k at inference.
+
+    Training: each expert takes its top-``capacity`` rows by gate probability, capacity =
+    ceil(capacity_factor·n·k/E) with n = rows of positive weight (per replica). Mixing weights are
+    the gate probabilities of the experts that took the row, renormalised; a row no expert took
+    falls back to its token-choice top-k gates so every output stays a distribution.
+    Inference rule (documented, SPEC §5 trap): in eval mode every row is routed by token-choice
+    top-k on its own gate probabilities, so a word's prediction never depends on its batch mates.
+    """
+
+    def __init__(self, num_experts: int, top_k: int, capacity_factor: float = 1.0, **_: object) -> None:
+        super().__init__()
+        self.num_experts, self.top_k, self.capacity_factor = num_experts, top_k, capacity_factor
+
+    def capacity(self, w: torch.Tensor) -> torch.Tensor:
+        """Rows per expert for each replica, (R,) long."""
+        n_eff = (w > 0).sum(dim=1).float()
+        cap = torch.ceil(self.capacity_factor * n_eff * self.top_k / self.num_experts)
+        return cap.clamp(min=1).minimum(n_eff.clamp(min=1)).long()
+
+    def forward(self, logits: torch.Tensor, z: torch.Tensor, w: torch.Tensor,
+                idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        E, k = self.num_experts, self.top_k
+        probs = logits.softmax(dim=-1)
+        tc_gates, top, idx = topk_gates(probs, k)
+        if not self.training:
+            dispatch = _dispatch(idx, E)
+            return dict(gate_scores=probs, top_k_scores=top, top_k_indices=idx, gates=tc_gates, dispatch=dispatch,
+                        load_balance_loss=switch_load_balance(probs, dispatch, w))
+        # Rank rows within each expert column; rows of weight 0 (out of bag) rank last.
+        score = torch.where(w.unsqueeze(-1) > 0, probs.detach(), torch.full_like(probs, -1.0))
+        order = score.argsort(dim=1, descending=True, stable=True)
+        ranks = torch.empty_like(order).scatter_(1, order, torch.arange(score.shape[1]).view(1, -1, 1)
+                                                 .expand_as(order).contiguous())
+        chosen = (ranks < self.capacity(w).view(-1, 1, 1)) & (w.unsqueeze(-1) > 0)
+        picked = probs * chosen
+        total = picked.sum(dim=-1, keepdim=True)
+        ec_gates = picked / total.clamp_min(EPS)
+        orphan = total <= 0
+        gates = torch.where(orphan, tc_gates, ec_gates)
+        dispatch = torch.where(orphan, _dispatch(idx, E), chosen.float())
+        return dict(gate_scores=probs, top_k_scores=top, top_k_indices=idx, gates=gates, dispatch=dispatch,
+                    load_balance_loss=switch_load_balance(probs, dispatch, w), chosen=chosen)
+
+
+class ReputationRouter(nn.Module):
+    """Reputation-based dynamic expert selection with adaptive incentives (SPEC §5).
+
+    score_i(x, t) = g_i(x) + β·R_i(t) − γ·L_i(t) + bonus_i(t), with g = softmax gate probabilities.
+    The k highest scores choose the experts; the mixing weights are g renormalised over them.
+    State (buffers, one row per replica, updated under no_grad after each training step only):
+      R_i  ← ρ·R_i + (1−ρ)·q_i for experts that received rows, q_i = −CE of expert i's own output on
+             its rows minus the mean of that over the experts that received rows (centred quality);
+             then R ← mean(R) + λ·(R − mean(R)): decay toward the mean against rich-get-richer.
+      L_i  ← ρ·L_i + (1−ρ)·load_i, load_i = share of the step's (row, slot) dispatches.
+      bonus_i(t) = b·δ^t / (1 + U_i), U_i = cumulative load share: an exploration bonus that decays
+             with steps and favours rarely used experts.
+    (ρ = REPUTATION_EMA, λ = REPUTATION_DECAY, b = EXPLORATION_BONUS, δ = EXPLORATION_DECAY.)
+    """
+
+    def __init__(self, num_experts: int, top_k: int, replicas: int, reputation_beta: float = 0.5,
+                 reputation_gamma: float = 0.5, reputation_ema: float = 0.9, reputation_decay: float = 0.99,
+                 exploration_bonus: float = 0.1, exploration_decay: float = 0.98, **_: object) -> None:
+        super().__init__()
+        self.num_experts, self.top_k = num_experts, top_k
+        self.beta, self.gamma, self.ema = reputation_beta, reputation_gamma, reputation_ema
+        self.decay, self.bonus0, self.bonus_decay = reputation_decay, exploration_bonus, exploration_decay
+        self.register_buffer("reputation", torch.zeros(replicas, num_experts))
+        self.register_buffer("load_ema", torch.full((replicas, num_experts), 1.0 / num_experts))
+        self.register_buffer("usage", torch.zeros(replicas, num_experts))
+        self.register_buffer("steps", torch.zeros(replicas))
+
+    def _state(self, name: str, idx: torch.Tensor | None) -> torch.Tensor:
+        b = getattr(self, name)
+        return b if idx is None else b[idx]
+
+    def bonus(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Exploration bonus (R, E): b·δ^t / (1 + cumulative load share)."""
+        steps, usage = self._state("steps", idx), self._state("usage", idx)
+        return self.bonus0 * self.bonus_decay ** steps.unsqueeze(-1) / (1.0 + usage)
+
+    def scores(self, probs: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Selection scores (R, n, E) = g + β·R − γ·L + bonus."""
+        adj = (self.beta * self._state("reputation", idx) - self.gamma * self._state("load_ema", idx)
+               + self.bonus(idx))
+        return probs + adj.unsqueeze(1)
+
+    def forward(self, logits: torch.Tensor, z: torch.Tensor, w: torch.Tensor,
+                idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        probs = logits.softmax(dim=-1)
+        gates, top, idx = topk_gates(probs, self.top_k, select_by=self.scores(probs.detach(), idx))
+        dispatch = _dispatch(idx, self.num_experts)
+        return dict(gate_scores=probs, top_k_scores=top, top_k_indices=idx, gates=gates, dispatch=dispatch,
+                    load_balance_loss=switch_load_balance(probs, dispatch, w))
+
+    @torch.no_grad()
+    def update_state(self, dispatch: torch.Tensor, expert_outputs: torch.Tensor, target: torch.Tensor,
+                     w: torch.Tensor, idx: torch.Tensor | None = None) -> None:
+        """One training step's update of R, L, usage and t for the replicas in ``idx`` (all if None).
+
+        dispatch (R', n, E), expert_outputs (R', n, E, 7), target (n, 7) or (R', n, 7), w (R', n),
+        where R' = len(idx); replicas outside idx (stopped ones) keep their state.
+        """
+        idx = torch.arange(self.reputation.shape[0]) if idx is None else idx
+        if target.dim() == 2:
+            target = target.unsqueeze(0)
+        wd = dispatch * w.unsqueeze(-1)                          # (R', n, E)
+        rows = wd.sum(dim=1)                                     # (R', E)
+        load = rows / rows.sum(dim=-1, keepdim=True).clamp_min(EPS)
+        ce = -(target.unsqueeze(2) * torch.log(expert_outputs.clamp_min(EPS))).sum(dim=-1)  # (R', n, E)
+        got = rows > 0
+        quality = -(ce * wd).sum(dim=1) / rows.clamp_min(EPS)
+        centre = (quality * got).sum(dim=-1, keepdim=True) / got.sum(dim=-1, keepdim=True).clamp_min(1)
+        q = quality - centre
+        old_rep = self.reputation[idx]
+        rep = torch.where(got, self.ema * old_rep + (1 - self.ema) * q, old_rep)
+        rep = rep.mean(dim=-1, keepdim=True) + self.decay * (rep - rep.mean(dim=-1, keepdim=True))
+        self.reputation[idx] = rep
+        self.load_ema[idx] = self.ema * self.load_ema[idx] + (1 - self.ema) * load
+        self.usage[idx] = self.usage[idx] + load
+        self.steps[idx] = self.steps[idx] + 1
+
+
+class AuxFreeBiasRouter(nn.Module):
+    """Auxiliary-loss-free load balancing (Wang et al. 2024, DeepSeek-V3), the closest relative of ``reputation``.
+
+    A per-expert bias b_i, updated outside the gradient after each training step by
+    b_i ← b_i + u·sign(mean load − load_i), is added to the gate probabilities ONLY when selecting the
+    top-k; the mixing weights are the gate probabilities renormalised over the selected experts.
+    Not yet selectable through MoEConfig.router (ROUTERS lives in config.py); build it directly.
+    """
+
+    def __init__(self, num_experts: int, top_k: int, replicas: int, bias_update_rate: float = 1e-3,
+                 **_: object) -> None:
+        super().__init__()
+        self.num_experts, self.top_k, self.rate = num_experts, top_k, bias_update_rate
+        self.register_buffer("bias", torch.zeros(replicas, num_experts))
+
+    def forward(self, logits: torch.Tensor, z: torch.Tensor, w: torch.Tensor,
+                idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        probs = logits.softmax(dim=-1)
+        bias = self.bias if idx is None else self.bias[idx]
+        gates, top, sel = topk_gates(probs, self.top_k, select_by=probs.detach() + bias.unsqueeze(1))
+        dispatch = _dispatch(sel, self.num_experts)
+        return dict(gate_scores=probs, top_k_scores=top, top_k_indices=sel, gates=gates, dispatch=dispatch,
+                    load_balance_loss=switch_load_balance(probs, dispatch, w))
+
+    @torch.no_grad()
+    def update_state(self, dispatch: torch.Tensor, expert_outputs: torch.Tensor, target: torch.Tensor,
+                     w: torch.Tensor, idx: torch.Tensor | None = None) -> None:
+        """b_i += u·sign(mean load − load_i) for the replicas in idx (all if None)."""
+        idx = torch.arange(self.bias.shape[0]) if idx is None else idx
+        load = (dispatch * w.unsqueeze(-1)).sum(dim=1)
+        self.bias[idx] = self.bias[idx] + self.rate * torch.sign(load.mean(dim=-1, keepdim=True) - load)
+
+
+ROUTER_CLASSES = {"topk": TopKRouter, "noisy_topk": NoisyTopKRouter, "expert_choice": ExpertChoiceRouter,
+                  "reputation": ReputationRouter, "aux_free_bias": AuxFreeBiasRouter}
+
+
+def make_router(config: object, n_features: int, replicas: int) -> nn.Module:
+    """The router named by config.router, built from the config's knobs."""
+    kwargs = {f: getattr(config, f) for f in ("capacity_factor", "reputation_beta", "reputation_gamma",
+                                              "reputation_ema", "reputation_decay", "exploration_bonus",
+                                              "exploration_decay")}
+    return ROUTER_CLASSES[config.router](num_experts=config.num_experts, top_k=config.top_k,
+                                         n_features=n_features, replicas=replicas, **kwargs)
+
+
+__all__ = ["topk_gates", "TopKRouter", "NoisyTopKRouter", "ExpertChoiceRouter", "ReputationRouter", "AuxFreeBiasRouter",
+           "make_router", "cv_squared", "ROUTER_CLASSES"]

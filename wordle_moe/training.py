@@ -1,0 +1,236 @@
+"""Training the MoE: AdamW, full-batch steps, per-replica early stopping with best-weights restore.
+
+One epoch is one optimizer step over the whole training set (~360 rows): balance statistics over
+a few dozen rows are too noisy (SPEC §5 trap), so every step sees the full batch. ``fit_replicas``
+trains R replicas as one batched model (each with its own row weights, validation weights and
+early-stopping point); ``train_moe`` is the R=1 public entry point.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import MoEConfig
+from .losses import loss_terms, n_weights, soft_cross_entropy
+from .metrics import distribution_metrics
+from .model import MoEModel
+
+LOG_COLUMNS = ["epoch", "total_loss", "main_loss", "lb_loss", "div", "out_div", "js", "z_loss", "val_loss"]
+
+
+def resolve_config(config: MoEConfig | None = None, **knobs: Any) -> MoEConfig:
+    """Config with lower-case knob overrides applied, validated before any training."""
+    return (config or MoEConfig()).replace(**knobs).validate()
+
+
+def check_inputs(X: Any, P: Any, name: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Float arrays X (n, d) and P (n, 7) with rows renormalised; clear errors for bad shapes."""
+    X = np.asarray(X, dtype=np.float64)
+    P = np.asarray(P, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X_{name} must be 2-D (rows, features), got shape {X.shape}")
+    if P.ndim != 2 or P.shape[1] != 7 or P.shape[0] != X.shape[0]:
+        raise ValueError(f"P_{name} must have shape ({X.shape[0]}, 7), got {P.shape}")
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(P))):
+        raise ValueError(f"X_{name}/P_{name} contain NaN or inf")
+    if np.any(P < 0) or np.any(P.sum(axis=1) <= 0):
+        raise ValueError(f"P_{name} rows must be non-negative with a positive sum")
+    return X, P / P.sum(axis=1, keepdims=True)
+
+
+def _t(a: Any) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float32))
+
+
+def compact_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-replica row indices (R, m) of the positive-weight rows, padded with weight 0, and their weights.
+
+    A bootstrap resample holds ~63% distinct rows and its out-of-bag set ~37%: computing only those
+    rows (with counts as weights) gives the same losses at a fraction of the cost.
+    """
+    weight = np.asarray(weight, dtype=float)
+    order = np.argsort(~(weight > 0), axis=1, kind="stable")
+    m = max(int((weight > 0).sum(axis=1).max()), 1)
+    index = order[:, :m]
+    return index, np.take_along_axis(weight, index, axis=1)
+
+
+def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str, torch.Tensor],
+               epochs: int, epoch0: int, progress: bool, desc: str) -> tuple[list[list[float]], np.ndarray]:
+    """Train ``params`` for up to ``epochs`` full-batch steps with per-replica early stopping.
+
+    Each replica keeps its own best-validation snapshot; once a replica has waited PATIENCE epochs it
+    is stopped: it drops out of the computation (forward/backward run on the active replicas only),
+    its snapshot and router state no longer change, and it is restored to its snapshot at the end.
+    Returns (history rows, best epoch per replica).
+    """
+    cfg, R = model.config, model.replicas
+    X, P, w, w_main = data["X"], data["P"], data["w"], data["w_main"]
+    Xv, Pv, wv = data["Xv"], data["Pv"], data["wv"]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.wd)
+    best_state = model.replica_state()
+    with torch.no_grad():
+        model.eval()
+        best_val = soft_cross_entropy(model(Xv), Pv, wv)
+    best_epoch = np.full(R, epoch0 - 1)
+    bad = torch.zeros(R, dtype=torch.long)
+    active = torch.ones(R, dtype=torch.bool)
+    rows: list[list[float]] = []
+    bar = range(epochs)
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(bar, desc=desc, leave=False)
+    for step in bar:
+        epoch = epoch0 + step
+        idx = None if bool(active.all()) else active.nonzero().squeeze(1)
+
+        def sub(t: torch.Tensor) -> torch.Tensor:
+            return t if idx is None or t.shape[0] == 1 else t[idx]
+
+        model.train()
+        out = model(sub(X), return_intermediate=True, weight=sub(w), idx=idx)
+        terms = loss_terms(out, sub(P), sub(w_main), sub(w), model.expert_parameters_flat(idx), cfg)
+        opt.zero_grad(set_to_none=True)
+        terms["total_loss"].sum().backward()   # sum over replicas: each replica's gradient is its own
+        opt.step()
+        if hasattr(model.router, "update_state"):
+            model.router.update_state(out["dispatch"].detach(), out["expert_outputs"].detach(), sub(P), sub(w), idx)
+        with torch.no_grad():
+            model.eval()
+            val = best_val.clone()
+            val_active = soft_cross_entropy(model(sub(Xv), idx=idx, weight=sub(wv)), sub(Pv), sub(wv))
+            if idx is None:
+                val = val_active
+            else:
+                val[idx] = val_active
+            improved = active & (val < best_val)
+            best_val = torch.where(improved, val, best_val)
+            if bool(improved.any()):
+                better = improved.nonzero().squeeze(1)
+                current = model.state_dict()
+                for k in best_state:   # copy only the improved replicas' slices
+                    best_state[k][better] = current[k][better].detach()
+            best_epoch = np.where(improved.numpy(), epoch, best_epoch)
+            bad = torch.where(improved, torch.zeros_like(bad), bad + active.long())
+            ww = sub(w)
+            routing = (out["gate_scores"] * ww.unsqueeze(-1)).sum(1) / ww.sum(1, keepdim=True)
+            vals = torch.stack([terms[c] for c in LOG_COLUMNS[1:-1]] + [val_active], dim=1).mean(0)
+            rows.append([epoch] + vals.tolist() + routing.mean(0).tolist())
+            active = active & (bad < cfg.patience)
+        if not bool(active.any()):
+            break
+    model.load_replica_state(best_state)
+    return rows, best_epoch
+
+
+def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_val: np.ndarray,
+                 config: MoEConfig, *, train_weight: np.ndarray, val_weight: np.ndarray,
+                 n_reported: np.ndarray | None = None, n_reported_val: np.ndarray | None = None,
+                 seeds: list[int] | None = None, progress: bool = False) -> tuple[MoEModel, dict[str, Any]]:
+    """Train R = len(train_weight) replicas as one batched model; weights are (R, n_train), (R, n_val).
+
+    Replica r is initialised with seeds[r] (default config.seed + r). Dropout / router noise come from
+    streams seeded by config.seed, so with dropout = 0 (and a noise-free router) replica r equals an
+    R=1 run with seed seeds[r] and the same weights.
+    """
+    start = time.perf_counter()
+    train_weight = np.atleast_2d(np.asarray(train_weight, dtype=float))
+    val_weight = np.atleast_2d(np.asarray(val_weight, dtype=float))
+    R = train_weight.shape[0]
+    torch.manual_seed(config.seed)   # router-noise stream
+    model = MoEModel(X_train.shape[1], config, replicas=R, seeds=seeds)
+    model.fit_standardizer(X_train, train_weight)
+    w_main = train_weight * n_weights(n_reported, config.n_weighting, len(X_train))
+    wv_full = val_weight * n_weights(n_reported_val, config.n_weighting, len(X_val))
+    it, w = compact_rows(train_weight)
+    iv, wv = compact_rows(val_weight)
+    data = {"X": _t(X_train[it]), "P": _t(P_train[it]), "w": _t(w),
+            "w_main": _t(np.take_along_axis(w_main, it, axis=1)),
+            "Xv": _t(X_val[iv]), "Pv": _t(P_val[iv]), "wv": _t(np.take_along_axis(wv_full, iv, axis=1))}
+    rows, best = _run_phase(model, list(model.parameters()), data, config.max_epochs, 1, progress, "MoE joint")
+    phase = ["joint"] * len(rows)
+    if config.router_only_epochs > 0:
+        model.freeze_experts()
+        more, best2 = _run_phase(model, model.router_parameter_list(), data, config.router_only_epochs,
+                                 len(rows) + 1, progress, "MoE router-only")
+        best = np.where(best2 >= len(rows) + 1, best2, best)
+        rows += more
+        phase += ["router_only"] * len(more)
+    E = config.num_experts
+    history = pd.DataFrame(rows, columns=LOG_COLUMNS + [f"routing_prob_expert_{i}" for i in range(E)])
+    history["epoch"] = history["epoch"].astype(int)
+    history["phase"] = phase
+    model.eval()
+    info = {"history": history, "best_epochs": best.astype(int), "best_epoch": int(best[0]) if R == 1 else
+            int(np.median(best)), "config": config, "seconds": time.perf_counter() - start,
+            "epochs_run": len(rows)}
+    return model, info
+
+
+def train_moe(X_train: Any, P_train: Any, X_val: Any, P_val: Any, *, config: MoEConfig | None = None,
+              sample_weight: Any | None = None, n_reported: Any | None = None,
+              n_reported_val: Any | None = None, output_dir: str | Path | None = None,
+              verbose: bool = False, **knobs: Any) -> tuple[MoEModel, dict[str, Any]]:
+    """Train one MoE (R=1) with early stopping on (X_val, P_val); returns (model, info).
+
+    ``knobs`` are lower-case MoEConfig fields overriding ``config``; the config is validated before
+    any training. info: history (DataFrame, one row per epoch), best_epoch, config, seconds.
+    With ``output_dir`` the history is written to ``output_dir/moe_loss_log.csv``.
+    """
+    cfg = resolve_config(config, **knobs)
+    X_train, P_train = check_inputs(X_train, P_train, "train")
+    X_val, P_val = check_inputs(X_val, P_val, "val")
+    if X_val.shape[1] != X_train.shape[1]:
+        raise ValueError(f"X_val has {X_val.shape[1]} features, X_train has {X_train.shape[1]}")
+    if len(X_train) == 0 or len(X_val) == 0:
+        raise ValueError("X_train and X_val need at least one row each (early stopping needs a validation set)")
+    sw = np.ones(len(X_train)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    if sw.shape != (len(X_train),) or np.any(sw < 0) or sw.sum() <= 0:
+        raise ValueError(f"sample_weight must be non-negative, not all zero, with shape ({len(X_train)},)")
+    model, info = fit_replicas(X_train, P_train, X_val, P_val, cfg, train_weight=sw[None],
+                               val_weight=np.ones((1, len(X_val))), n_reported=n_reported,
+                               n_reported_val=n_reported_val, progress=verbose)
+    if output_dir is not None:
+        from .io import write_csv
+        write_csv(info["history"], Path(output_dir) / "moe_loss_log.csv")
+    return model, info
+
+
+@torch.no_grad()
+def predict_replicas(model: MoEModel, X: Any) -> np.ndarray:
+    """Every replica's prediction, (R, n, 7) float64 with rows summing to 1."""
+    model.eval()
+    y = model(np.asarray(X, dtype=np.float32)).double().numpy()
+    return y / y.sum(axis=-1, keepdims=True)
+
+
+def predict_proba(model: MoEModel, X: Any) -> np.ndarray:
+    """Predicted distributions (n, 7); the replica mean when the model holds R > 1 replicas."""
+    return predict_replicas(model, X).mean(axis=0)
+
+
+@torch.no_grad()
+def intermediates(model: MoEModel, X: Any, replica: int = 0) -> dict[str, Any]:
+    """Routing quantities of ONE replica (default 0, the only one when R=1) as numpy arrays.
+
+    gate_scores (n,E) full softmax, top_k_scores (n,k), top_k_indices (n,k), gates (n,E) sparse rows
+    summing to 1, expert_outputs (n,E,7), final_output (n,7), load_balance_loss (float).
+    """
+    model.eval()
+    out = model(np.asarray(X, dtype=np.float32), return_intermediate=True)
+    keys = ["gate_scores", "top_k_scores", "top_k_indices", "gates", "expert_outputs", "final_output"]
+    res = {k: out[k][replica].numpy() for k in keys}
+    res["load_balance_loss"] = float(out["load_balance_loss"][replica])
+    return res
+
+
+def evaluate(model: MoEModel, X: Any, P: Any) -> tuple[np.ndarray, dict[str, float]]:
+    """(predictions (n, 7), metrics.distribution_metrics against P)."""
+    X, P = check_inputs(X, P, "eval")
+    P_pred = predict_proba(model, X)
+    return P_pred, distribution_metrics(P, P_pred)

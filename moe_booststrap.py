@@ -22,7 +22,7 @@ from wordle_moe.data import DataError, cleaning_log, load_wordle_data, target_ma
 from wordle_moe.dataset import WordleDataset, load_dataset
 from wordle_moe.features import KEY_FEATURES, build_features, feature_columns, load_feature_table
 from wordle_moe.metrics import distribution_metrics
-from wordle_moe.paths import PRED_COLUMNS, TRY_COLUMNS
+from wordle_moe.paths import BUCKET_LABELS, PRED_COLUMNS, TRY_COLUMNS
 
 # --- Configuration knobs (SPEC §6) -------------------------------------------------------------
 NUM_EXPERTS = 2
@@ -108,13 +108,17 @@ def bootstrap_summary(P_boot: np.ndarray, ci_level: float | None = None) -> dict
 
 
 def predict_word(word: str, date: str | None = None, B: int | None = None, **kwargs: Any) -> pd.DataFrame:
-    """Bootstrap prediction for any five-letter word: one row per bucket with mean, std, low, high (shares)."""
+    """Bootstrap prediction for any five-letter word: one row per bucket (1..6, X) with mean, std, low, high.
+
+    Values are shares of players (0..1); the interval is the BOOTSTRAP_CI percentile interval over replicas
+    trained on resamples of every observed word.
+    """
     data = load_dataset()
     x_new = build_features([word], None if date is None else [date])[data.feature_names].to_numpy(float)
     P_boot, _ = bootstrap_predict(data.X, data.P, x_new, B=B, n_reported=data.n_reported, **kwargs)
     s = bootstrap_summary(P_boot)
     return pd.DataFrame({
-        "word": word.lower(), "date": date, "bucket": PRED_COLUMNS,
+        "word": word.lower(), "date": date, "bucket": BUCKET_LABELS,
         "mean": s["mean"][0], "std": s["std"][0], "low": s["low"][0], "high": s["high"][0],
     })
 

@@ -26,6 +26,10 @@ def test_defaults_are_valid_and_match_spec():
         ({"bootstrap_ci": 0.0}, "BOOTSTRAP_CI"),
         ({"n_weighting": "cube"}, "N_WEIGHTING"),
         ({"lr": 0.0}, "LR"),
+        ({"bias_update_rate": -1e-3}, "BIAS_UPDATE_RATE"),
+        ({"bias_update_rate": 1.5}, "BIAS_UPDATE_RATE"),
+        ({"input_clip": -1.0}, "INPUT_CLIP"),
+        ({"routing_ce_coef": -1.0}, "ROUTING_CE_COEF"),
     ],
 )
 def test_invalid_knob_is_named(changes, knob):
@@ -41,3 +45,9 @@ def test_unknown_knob_is_rejected():
 def test_from_mapping_reads_upper_case_knobs_and_ignores_others():
     cfg = MoEConfig.from_mapping({"NUM_EXPERTS": 3, "TOP_K": 2, "HOLDOUT_WORD": "eerie"})
     assert (cfg.num_experts, cfg.top_k) == (3, 2)
+
+
+def test_aux_free_bias_router_and_new_knobs_have_defaults():
+    cfg = MoEConfig(router="aux_free_bias").validate()
+    assert "aux_free_bias" in __import__("wordle_moe.config", fromlist=["ROUTERS"]).ROUTERS
+    assert (cfg.bias_update_rate, cfg.input_clip, cfg.routing_ce_coef) == (1e-3, 5.0, 0.0)

@@ -101,3 +101,25 @@ def test_total_loss_combines_terms_with_config_coefficients():
     terms = {k: torch.tensor([v]) for k, v in
              dict(main_loss=1.0, lb_loss=1.0, div=1.0, out_div=1.0, js=-1.0, z_loss=1.0).items()}
     assert losses.total_loss(terms, cfg).item() == pytest.approx(1 + 2 + 3 + 5 - 7 + 11)
+
+
+def test_expected_routing_gradient_is_value_neutral_and_equals_expected_ce_gradient():
+    """ROUTING_CE_COEF: the main loss keeps its value; the gate gains coef·∂/∂p Σ_i p_i·CE_i (row-weighted mean)."""
+    rng = np.random.default_rng(5)
+    R, n, E = 2, 6, 3
+    logits = torch.tensor(rng.normal(size=(R, n, E)), requires_grad=True)
+    experts = _t(_dist(rng, (R, n, E, 7)))
+    P, w = _t(_dist(rng, (n, 7))), _t(rng.random((R, n)) + 0.5)
+    p = logits.softmax(-1)
+    y = (p.detach().unsqueeze(-1) * experts).sum(-2)            # any value: here the dense mixture, no gate grad
+    out = {"final_output": y, "expert_outputs": experts, "gate_scores": p}
+    y2 = losses.with_expected_routing_gradient(out, P, 0.5)
+    torch.testing.assert_close(y2, y)                           # value unchanged
+    losses.soft_cross_entropy(y2, P, w).sum().backward()
+    got = logits.grad.clone()
+    logits.grad = None
+    ce = -(P.unsqueeze(0).unsqueeze(2) * torch.log(experts)).sum(-1)   # (R, n, E)
+    want_loss = 0.5 * ((logits.softmax(-1) * ce).sum(-1) * w).sum(1) / w.sum(1)
+    want_loss.sum().backward()
+    torch.testing.assert_close(got, logits.grad)
+    assert losses.with_expected_routing_gradient(out, P, 0.0) is y

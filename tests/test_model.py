@@ -109,3 +109,51 @@ def test_freeze_experts_leaves_only_router_trainable():
     m = MoEModel(6, MoEConfig(hidden_size=4), replicas=1).freeze_experts()
     assert not m.expert_w1.requires_grad and m.gate_w.requires_grad
     assert all(p.requires_grad for p in m.router_parameter_list())
+
+
+def test_constant_column_stays_unscaled_in_every_bootstrap_replica():
+    """Regression: float32 E[x²]−E[x]² gave a column of ones std ≈ 2e-4 (not 0) in most bootstrap
+    replicas, so a word with 0 there (in_answer_list) was standardised to z ≈ −1600 and collapsed."""
+    from wordle_moe.bootstrap import resample_counts
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=(359, 3)), np.ones(359)])
+    counts = resample_counts(359, 50, seed=0)
+    m = MoEModel(4, MoEConfig(hidden_size=4), replicas=50).fit_standardizer(X, counts)
+    np.testing.assert_array_equal(m.x_std[:, 3].numpy(), 1.0)   # constant on every resample: unscaled
+    np.testing.assert_allclose(m.x_mean[:, 3].numpy(), 1.0)
+    np.testing.assert_allclose(m.x_std[:, 0].numpy(),
+                               [np.sqrt(np.cov(X[:, 0], aweights=c, bias=True)) for c in counts], rtol=1e-5)
+    x_new = np.array([[0.0, 0.0, 0.0, 0.0]])
+    z = m._standardise(x_new)
+    torch.testing.assert_close(z[:, 0, 3], torch.full((50,), -1.0))
+
+
+def test_out_of_range_inputs_are_clipped_to_input_clip():
+    """A row far outside the training range predicts like one at ±INPUT_CLIP σ (bounded extrapolation)."""
+    X, _ = _data()
+    m = MoEModel(6, MoEConfig(hidden_size=8, input_clip=5.0), replicas=2).eval()
+    m.fit_standardizer(X)
+    mean, std = m.x_mean[0].numpy(), m.x_std[0].numpy()
+    far = (mean + np.array([1e3, -1e3, 0, 0, 0, 0]) * std)[None]
+    edge = (mean + np.array([5.0, -5.0, 0, 0, 0, 0]) * std)[None]
+    z = m._standardise(far)
+    assert z.abs().max().item() == pytest.approx(5.0)
+    with torch.no_grad():
+        torch.testing.assert_close(m(far)[0], m(edge)[0], rtol=1e-4, atol=1e-5)
+        m.config.input_clip = 0.0   # 0 disables the clip: extrapolation is linear again
+        assert not torch.allclose(m(far)[0], m(edge)[0], atol=1e-3)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu", "swish", "tanh"])
+def test_dropout_training_step_backpropagates_for_every_activation(activation):
+    """The dropout mask is applied in place after gelu/swish only (relu/tanh backward reads its output)."""
+    X, P = _data()
+    m = MoEModel(6, MoEConfig(hidden_size=8, dropout=0.5, activation=activation), replicas=2).train()
+    m.fit_standardizer(X)
+    y = m(X)
+    (-(torch.as_tensor(P, dtype=torch.float32) * torch.log(y)).sum(-1).mean()).backward()
+    assert m.expert_w1.grad.abs().sum() > 0 and torch.isfinite(m.expert_w1.grad).all()
+    torch.testing.assert_close(y.sum(-1), torch.ones(2, 30))
+    h = torch.rand(2 * 2, 30, 8) + 1.0    # nonzero everywhere, so only the mask makes zeros
+    kept = (m._dropout_(h.clone()) != 0).float().mean().item()
+    assert 0.4 < kept < 0.6, "about half the hidden units dropped at DROPOUT=0.5"

@@ -122,7 +122,7 @@ def test_reputation_state_updates_only_in_training_steps_and_mixing_uses_gate():
     torch.testing.assert_close(out["gates"], g / g.sum(-1, keepdim=True))
 
 
-@pytest.mark.parametrize("router", ["topk", "noisy_topk", "expert_choice", "reputation"])
+@pytest.mark.parametrize("router", ["topk", "noisy_topk", "expert_choice", "reputation", "aux_free_bias"])
 def test_every_router_trains_and_outputs_distributions(router):
     X, P = _data()
     from wordle_moe.training import predict_proba, train_moe
@@ -144,3 +144,21 @@ def test_aux_free_bias_moves_toward_underloaded_expert_and_only_selects():
     out = r(logits, None, torch.ones(1, 1))
     assert out["top_k_indices"].item() == 1, "bias changes WHICH expert is chosen"
     assert out["gates"][0, 0, 1].item() == pytest.approx(1.0), "weights still come from the gate"
+
+
+def test_aux_free_bias_is_selectable_from_config_and_its_bias_is_updated_in_training():
+    """MoEConfig(router="aux_free_bias") builds the router with BIAS_UPDATE_RATE; training moves the bias
+    by exactly ±u per step (sign updates), toward the under-loaded expert, and it sums to ~0 for E=2."""
+    X, P = _data()
+    from wordle_moe.training import train_moe
+    cfg = MoEConfig(router="aux_free_bias", bias_update_rate=0.01, num_experts=2, top_k=1, hidden_size=8,
+                    max_epochs=6, patience=6, dropout=0.0)
+    model, info = train_moe(X[:30], P[:30], X[30:], P[30:], config=cfg)
+    assert isinstance(model.router, AuxFreeBiasRouter) and model.router.rate == 0.01
+    bias = model.router.bias[0].numpy()
+    steps = bias / 0.01
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-4)       # integer multiples of u
+    assert np.abs(bias).max() <= 6 * 0.01 + 1e-6 and np.abs(bias).max() > 0
+    np.testing.assert_allclose(bias.sum(), 0.0, atol=1e-6)               # E=2: one up, one down
+    with pytest.raises(Exception, match="BIAS_UPDATE_RATE"):
+        MoEConfig(router="aux_free_bias", bias_update_rate=0.0).validate()

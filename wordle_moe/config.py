@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-ROUTERS = ("topk", "noisy_topk", "expert_choice", "reputation")
+ROUTERS = ("topk", "noisy_topk", "expert_choice", "reputation", "aux_free_bias")
 ACTIVATIONS = ("gelu", "relu", "swish", "tanh")
 GATES = ("linear", "mlp")
 N_WEIGHTINGS = ("none", "sqrt", "log", "linear")
@@ -50,6 +50,9 @@ class MoEConfig:
     reputation_decay: float = 0.99
     exploration_bonus: float = 0.1
     exploration_decay: float = 0.98
+    bias_update_rate: float = 1e-3  # aux_free_bias: step u of b_i += u·sign(mean load − load_i) per training step
+    routing_ce_coef: float = 0.0    # > 0: extra gate gradient ROUTING_CE_COEF·Σ_i p_i·CE(expert_i) (value-neutral, losses.py)
+    input_clip: float = 5.0         # standardised inputs clipped to ±INPUT_CLIP (0 = no clip): bounds extrapolation
     bootstrap_b: int = 200
     bootstrap_ci: float = 0.95
 
@@ -75,10 +78,14 @@ class MoEConfig:
             ("BOOTSTRAP_B", isinstance(self.bootstrap_b, int) and self.bootstrap_b >= 1, "must be an integer >= 1"),
             ("BOOTSTRAP_CI", 0.0 < self.bootstrap_ci < 1.0, "must be in (0, 1)"),
             ("CAPACITY_FACTOR", self.capacity_factor > 0, "must be > 0"),
+            ("BIAS_UPDATE_RATE", isinstance(self.bias_update_rate, (int, float)) and 0 < self.bias_update_rate < 1,
+             "must be in (0, 1) (the step added to a selection bias each training step)"),
+            ("INPUT_CLIP", isinstance(self.input_clip, (int, float)) and self.input_clip >= 0,
+             "must be >= 0 (0 disables the clip of standardised inputs)"),
         ]
         for knob in ("aux_loss_weight", "expert_diversity_coef", "expert_output_diversity_coef",
                      "expert_js_divergence_coef", "z_loss_coef", "reputation_beta", "reputation_gamma",
-                     "exploration_bonus"):
+                     "exploration_bonus", "routing_ce_coef"):
             checks.append((knob.upper(), getattr(self, knob) >= 0, "must be >= 0 (coefficients cannot be negative)"))
         for knob in ("reputation_ema", "reputation_decay", "exploration_decay"):
             checks.append((knob.upper(), 0.0 <= getattr(self, knob) <= 1.0, "must be in [0, 1]"))

@@ -97,6 +97,15 @@ def output_diversity(expert_outputs: torch.Tensor, w: torch.Tensor) -> torch.Ten
     return mean_pairwise_cosine(expert_mean_outputs(expert_outputs, w))
 
 
+def _js_of_means(means: torch.Tensor) -> torch.Tensor:
+    """−(mean pairwise JS divergence) of (R, E, C) expert mean distributions -> (R,)."""
+    E = means.shape[1]
+    if E < 2:
+        return means.new_zeros(means.shape[0])
+    i, j = _pairs(E)
+    return -js_divergence_bits(means[:, i], means[:, j]).mean(dim=-1)
+
+
 def js_divergence_bits(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Jensen-Shannon divergence in bits along the last axis (= scipy jensenshannon(base=2)**2)."""
     m = 0.5 * (p + q)
@@ -109,12 +118,7 @@ def js_divergence_bits(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 def js_term(expert_outputs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """−(mean pairwise JS divergence) of the experts' mean output distributions -> (R,); lower = more diverse."""
-    means = expert_mean_outputs(expert_outputs, w)
-    E = means.shape[1]
-    if E < 2:
-        return means.new_zeros(means.shape[0])
-    i, j = _pairs(E)
-    return -js_divergence_bits(means[:, i], means[:, j]).mean(dim=-1)
+    return _js_of_means(expert_mean_outputs(expert_outputs, w))
 
 
 def router_z_loss(logits: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -122,15 +126,39 @@ def router_z_loss(logits: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return _weighted_row_mean(torch.logsumexp(logits, dim=-1) ** 2, w)
 
 
+def with_expected_routing_gradient(out: dict[str, Any], target: torch.Tensor, coef: float) -> torch.Tensor:
+    """final_output with the SAME value, plus a gate gradient of coef · Σ_i p_i · CE(expert_i) per row.
+
+    The straight-through path of the top-1 model linearises the CE around the chosen expert, so it can
+    favour routing a row to an expert that was never trained on it when that expert is sharp on the
+    right bucket; near a gate tie (p ≈ 0.5) such a row then flips to an expert predicting 98% in one
+    bucket (observed in bootstrap replicas for EERIE and in-bag words). The expected CE under the
+    routing distribution (Jacobs et al. 1991) charges the gate the full CE of each expert instead.
+    Value-neutral: y + Σ_i (p_i − sg p_i)·v_i with v_i = −sg(CE_i)·sg(y), and ∂CE/∂y · v_i = CE_i·Σ_c P_c.
+    """
+    y = out["final_output"]
+    if coef <= 0 or not torch.is_grad_enabled():
+        return y
+    if target.dim() == 2:
+        target = target.unsqueeze(0)
+    experts = out["expert_outputs"].detach()
+    ce = -(target.unsqueeze(2) * torch.log(experts.clamp_min(EPS))).sum(dim=-1)       # (R, n, E)
+    p = out["gate_scores"]
+    shift = ((p - p.detach()) * ce).sum(dim=-1, keepdim=True)                           # value 0
+    return y - coef * shift * y.detach()
+
+
 def loss_terms(out: dict[str, Any], target: torch.Tensor, w_main: torch.Tensor, w: torch.Tensor,
                expert_params: torch.Tensor, config: Any) -> dict[str, torch.Tensor]:
     """Every term of SPEC §5 plus their weighted total, each (R,)."""
+    means = expert_mean_outputs(out["expert_outputs"], w)   # shared by out_div and js: one pass, not two
+    y = with_expected_routing_gradient(out, target, getattr(config, "routing_ce_coef", 0.0))
     terms = {
-        "main_loss": soft_cross_entropy(out["final_output"], target, w_main),
+        "main_loss": soft_cross_entropy(y, target, w_main),
         "lb_loss": out["load_balance_loss"],
         "div": parameter_diversity(expert_params),
-        "out_div": output_diversity(out["expert_outputs"], w),
-        "js": js_term(out["expert_outputs"], w),
+        "out_div": mean_pairwise_cosine(means),
+        "js": _js_of_means(means),
         "z_loss": router_z_loss(out["gate_logits"], w),
     }
     terms["total_loss"] = total_loss(terms, config)

@@ -241,7 +241,7 @@ class AuxFreeBiasRouter(nn.Module):
     A per-expert bias b_i, updated outside the gradient after each training step by
     b_i ← b_i + u·sign(mean load − load_i), is added to the gate probabilities ONLY when selecting the
     top-k; the mixing weights are the gate probabilities renormalised over the selected experts.
-    Not yet selectable through MoEConfig.router (ROUTERS lives in config.py); build it directly.
+    Selected with MoEConfig(router="aux_free_bias"); u = BIAS_UPDATE_RATE.
     """
 
     def __init__(self, num_experts: int, top_k: int, replicas: int, bias_update_rate: float = 1e-3,
@@ -276,7 +276,7 @@ def make_router(config: object, n_features: int, replicas: int) -> nn.Module:
     """The router named by config.router, built from the config's knobs."""
     kwargs = {f: getattr(config, f) for f in ("capacity_factor", "reputation_beta", "reputation_gamma",
                                               "reputation_ema", "reputation_decay", "exploration_bonus",
-                                              "exploration_decay")}
+                                              "exploration_decay", "bias_update_rate")}
     return ROUTER_CLASSES[config.router](num_experts=config.num_experts, top_k=config.top_k,
                                          n_features=n_features, replicas=replicas, **kwargs)
 

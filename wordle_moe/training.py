@@ -100,7 +100,7 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
         opt.step()
         if hasattr(model.router, "update_state"):
             model.router.update_state(out["dispatch"].detach(), out["expert_outputs"].detach(), sub(P), sub(w), idx)
-        with torch.no_grad():
+        with torch.inference_mode():   # validation + bookkeeping: no autograd records at all
             model.eval()
             val = best_val.clone()
             val_active = soft_cross_entropy(model(sub(Xv), idx=idx, weight=sub(wv)), sub(Pv), sub(wv))

@@ -1,0 +1,187 @@
+"""Accuracy benchmark (SPEC §11): the MoE against its peers under Protocols A and B, in one run on the same folds.
+
+Run:  .venv/bin/python benchmarks/accuracy.py [--quick] [--grid] [--n-bootstrap 30]
+Writes moe_bootstrap_output/model_comparison.csv and .png, benchmarks/results/accuracy.json,
+and with --grid also grid_search_results.csv and router_comparison.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from wordle_moe import evaluation  # noqa: E402
+from wordle_moe.baselines import make_peers  # noqa: E402
+from wordle_moe.io import save_figure, write_csv, write_json  # noqa: E402
+from wordle_moe.paths import OUTPUT_DIR  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
+
+# The MoE configuration under test (found by the tuning protocol described in the report:
+# 5-fold CV, seed 1, over the words before 2022-10-01 only, so Protocol B's test words were never seen).
+MOE_KNOBS: dict = {
+    "num_experts": 2, "top_k": 2, "hidden_size": 128, "activation": "tanh", "dropout": 0.3,
+    "lr": 1e-3, "wd": 1e-3, "max_epochs": 2000, "patience": 200,
+    "expert_output_diversity_coef": 0.0, "expert_js_divergence_coef": 0.0,
+}
+# The grid search runs at a 3x shorter schedule (same model otherwise) to fit in a few minutes.
+GRID_SCHEDULE: dict = {"lr": 3e-3, "max_epochs": 1000, "patience": 100}
+
+
+def moe_models(knobs: dict, n_bootstrap: int, seed: int = 0) -> tuple[dict, dict]:
+    """The MoE entries (single model, bootstrap mean) and the cheap stand-ins used for interval calibration."""
+    from wordle_moe.estimator import MoEDistributionRegressor
+
+    single = MoEDistributionRegressor(**knobs, n_bootstrap=0, random_state=seed)
+    boot = MoEDistributionRegressor(**knobs, n_bootstrap=n_bootstrap, random_state=seed)
+    # residual spread for the calibrated interval: inner CV of the single model on the training fold only
+    return {"moe_single": single, "moe_bootstrap": boot}, {"moe_bootstrap": single}
+
+
+def peer_models(knobs: dict, seed: int = 0, quick: bool = False) -> dict:
+    """The SPEC §11 peers; the single MLP shares the MoE's training knobs (one expert, top-1)."""
+    peers = make_peers(random_state=seed, include_mlp=False)
+    if quick:
+        peers["random_forest"].set_params(n_estimators=100)
+        peers["gradient_boosting"].set_params(max_iter=60)
+    from wordle_moe.baselines import single_mlp
+
+    mlp_knobs = {k: v for k, v in knobs.items() if k not in ("num_experts", "top_k")}
+    peers["single_mlp"] = single_mlp(random_state=seed, **mlp_knobs)
+    return peers
+
+
+def comparison_figure(summary: pd.DataFrame):
+    """RPS and MAE per model, one bar per protocol, error bars = std over folds."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    models = list(dict.fromkeys(summary["model"]))
+    protocols = list(dict.fromkeys(summary["protocol"]))
+    width = 0.8 / len(protocols)
+    x = np.arange(len(models))
+    for ax, metric, label in zip(axes, ["rps", "mae_pp"], ["RPS (lower is better)", "MAE, pp (lower is better)"]):
+        for j, prot in enumerate(protocols):
+            sub = summary[summary["protocol"] == prot].set_index("model").reindex(models)
+            ax.bar(x + (j - (len(protocols) - 1) / 2) * width, sub[f"{metric}_mean"], width,
+                   yerr=sub[f"{metric}_std"].fillna(0), capsize=3, label=f"Protocol {prot}")
+        ax.set_xticks(x, models, rotation=30, ha="right")
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("MoE vs peers (A: 5x3 repeated CV; B: train < 2022-10-01)")
+    fig.tight_layout()
+    return fig
+
+
+def goal_check(summary: pd.DataFrame, moe: str = "moe_bootstrap") -> dict:
+    """SPEC §11 goal: the MoE leads on RPS and MAE; >= 10% better RPS than the best peer; MAE <= 2.05 pp."""
+    out = {}
+    for prot, sub in summary.groupby("protocol"):
+        sub = sub.set_index("model")
+        if moe not in sub.index:
+            continue
+        peers = sub.drop(index=[m for m in sub.index if m.startswith("moe")])
+        best_peer = peers["rps_mean"].idxmin()
+        gain = 1 - sub.loc[moe, "rps_mean"] / peers.loc[best_peer, "rps_mean"]
+        out[prot] = {
+            "best_peer": best_peer, "best_peer_rps": float(peers.loc[best_peer, "rps_mean"]),
+            "moe_rps": float(sub.loc[moe, "rps_mean"]), "rps_gain_vs_best_peer": float(gain),
+            "moe_mae_pp": float(sub.loc[moe, "mae_pp_mean"]),
+            "lowest_rps": bool(sub["rps_mean"].idxmin() == moe), "lowest_mae": bool(sub["mae_pp_mean"].idxmin() == moe),
+            "rps_gain_ge_10pct": bool(gain >= 0.10), "mae_le_2_05": bool(sub.loc[moe, "mae_pp_mean"] <= 2.05),
+        }
+    return out
+
+
+def run_grid(ds, knobs: dict, quick: bool, n_jobs: int) -> dict:
+    """Small grid search + router comparison, written to moe_bootstrap_output/."""
+    from wordle_moe.config import MoEConfig
+    from wordle_moe.search import compare_routers, grid_search, select_configuration
+
+    base = MoEConfig().replace(**{**knobs, **GRID_SCHEDULE})
+    grid = {"num_experts": [2, 3], "top_k": [1, 2], "expert_output_diversity_coef": [0.0, 0.1],
+            "expert_js_divergence_coef": [0.0, 0.05]}
+    if quick:
+        grid = {"num_experts": [2, 3], "top_k": [1, 2]}
+    t0 = time.perf_counter()
+    results = grid_search(ds.X, ds.P, grid, base_config=base, cv=3, n_jobs=n_jobs, output_dir=OUTPUT_DIR)
+    t1 = time.perf_counter()
+    routers = compare_routers(ds.X, ds.P, grid={"num_experts": [2, 3], "top_k": [1, 2]}, base_config=base,
+                              cv=3, n_jobs=n_jobs, output_dir=OUTPUT_DIR)
+    t2 = time.perf_counter()
+    print(results.sort_values("rps_mean").head(10).to_string(index=False))
+    print(routers.to_string(index=False))
+    return {"selected": select_configuration(results), "grid_seconds": t1 - t0, "router_seconds": t2 - t1,
+            "n_configurations": len(results), "router_comparison": routers.to_dict(orient="records")}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one CV repeat, fewer replicas/trees (smoke run)")
+    parser.add_argument("--grid", action="store_true", help="also run the small grid search and router comparison")
+    parser.add_argument("--n-bootstrap", type=int, default=None, help="bootstrap replicas of the MoE (default 30)")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel configurations in the grid search")
+    parser.add_argument("--no-write", action="store_true", help="print only; do not write result files")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)  # shared 2-core machine: one thread per process is fastest and deterministic
+    from wordle_moe.dataset import load_dataset
+
+    start = time.perf_counter()
+    ds = load_dataset()
+    B = args.n_bootstrap or (8 if args.quick else 30)
+    moe, calibrators = moe_models(MOE_KNOBS, B)
+    models = {**peer_models(MOE_KNOBS, quick=args.quick), **moe}
+    tables, timings = [], {}
+    for protocol in evaluation.PROTOCOLS:
+        splits = evaluation.protocol_splits(protocol, len(ds.X), ds.dates)
+        if args.quick and protocol == "A":
+            splits = splits[:5]  # one repeat of the 5-fold CV
+        t0 = time.perf_counter()
+        tables.append(evaluation.evaluate_models(models, ds.X, ds.P, ds.dates, protocol, splits=splits,
+                                                 n_reported=ds.n_reported,
+                                                 calibration_estimators=calibrators, inner_cv=5))
+        timings[f"protocol_{protocol}_seconds"] = time.perf_counter() - t0
+    table = pd.concat(tables, ignore_index=True)
+    summary = evaluation.summarise(table)
+    cols = ["protocol", "model", "n_folds"] + [f"{m}_{s}" for m in evaluation.SUMMARY_METRICS for s in ("mean", "std")] \
+        + [f"{c}_mean" for c in evaluation.COVERAGE_COLUMNS] + ["fit_seconds_mean"]
+    comparison = summary[cols]
+    goals = goal_check(summary)
+    report = {
+        "quick": args.quick, "n_words": int(len(ds.X)), "n_features": int(ds.X.shape[1]), "n_bootstrap": B,
+        "moe_knobs": MOE_KNOBS, "goal": goals, **timings,
+        "summary": {f"{r.protocol}/{r.model}": {c: float(getattr(r, c)) for c in cols[3:]}
+                    for r in comparison.itertuples(index=False)},
+    }
+    if args.grid:
+        report["grid"] = run_grid(ds, MOE_KNOBS, args.quick, args.jobs)
+    report["total_seconds"] = time.perf_counter() - start
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.5g}".format):
+        print(comparison.to_string(index=False))
+    for prot, g in goals.items():
+        print(f"Protocol {prot}: MoE bootstrap RPS {g['moe_rps']:.5f} vs best peer {g['best_peer']} "
+              f"{g['best_peer_rps']:.5f} ({100 * g['rps_gain_vs_best_peer']:+.1f}%), MAE {g['moe_mae_pp']:.3f} pp")
+    print(f"total {report['total_seconds']:.0f} s")
+    if not args.no_write:
+        write_csv(comparison, OUTPUT_DIR / "model_comparison.csv")
+        save_figure(comparison_figure(summary), OUTPUT_DIR / "model_comparison.png")
+        write_json(report, RESULTS)
+    return report
+
+
+if __name__ == "__main__":
+    main()

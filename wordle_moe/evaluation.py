@@ -1,0 +1,199 @@
+"""Protocols A and B of SPEC §11: every model scored on the same folds, plus interval coverage.
+
+Protocol A: 5-fold cross-validation repeated 3 times (seed 0) over the observed words.
+Protocol B (forecasting): train on words played before 2022-10-01, test on the rest.
+Every model is cloned and fitted on the training rows of a fold only; scalers live inside
+Pipelines or inside the estimator, and interval calibration uses only training rows
+(an inner cross-validation), so test folds are never looked at before scoring.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.model_selection import KFold, RepeatedKFold
+from tqdm.auto import tqdm
+
+from wordle_moe import metrics
+from wordle_moe.baselines import fit_estimator
+
+PROTOCOLS = ("A", "B")
+FORECAST_CUTOFF = pd.Timestamp("2022-10-01")
+SUMMARY_METRICS = ["mae_pp", "rps", "js", "kl", "abs_delta_expected_tries"]
+EXTRA_METRICS = ["cosine", "max_error_pp", "r2"]
+COVERAGE_COLUMNS = ["coverage_bootstrap", "coverage_calibrated", "width_bootstrap_pp", "width_calibrated_pp"]
+
+
+def protocol_splits(protocol: str, n: int, dates: Any = None, *, n_splits: int = 5, n_repeats: int = 3,
+                    random_state: int = 0, cutoff: pd.Timestamp = FORECAST_CUTOFF
+                    ) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """The (fold, train_idx, test_idx) triples of protocol A (repeated K-fold) or B (date cut-off)."""
+    protocol = str(protocol).upper()
+    if protocol == "A":
+        splitter = RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=random_state)
+        return [(i, tr, te) for i, (tr, te) in enumerate(splitter.split(np.arange(n)))]
+    if protocol == "B":
+        if dates is None:
+            raise ValueError("protocol B needs the dates of the words")
+        d = pd.to_datetime(pd.Series(np.asarray(dates))).to_numpy()
+        if len(d) != n:
+            raise ValueError(f"dates has {len(d)} entries but there are {n} rows")
+        before = d < np.datetime64(cutoff)
+        if before.all() or not before.any():
+            raise ValueError(f"protocol B needs words on both sides of {cutoff.date()}")
+        return [(0, np.flatnonzero(before), np.flatnonzero(~before))]
+    raise ValueError(f"unknown protocol {protocol!r}: use one of {PROTOCOLS}")
+
+
+def interval_coverage(P_true: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
+    """Share of observed (word, bucket) values inside [low, high]."""
+    P_true = np.asarray(P_true, dtype=float)
+    return float(((P_true >= low) & (P_true <= high)).mean())
+
+
+def oof_residuals(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, *, cv: int = 5,
+                  sample_weight: np.ndarray | None = None, n_reported: np.ndarray | None = None,
+                  random_state: int = 0) -> np.ndarray:
+    """Out-of-fold residuals P - P_hat (n, 7) from an inner K-fold over the training rows only."""
+    resid = np.empty_like(np.asarray(P, dtype=float))
+    for tr, te in KFold(n_splits=cv, shuffle=True, random_state=random_state).split(X):
+        w = None if sample_weight is None else sample_weight[tr]
+        nr = None if n_reported is None else n_reported[tr]
+        model = fit_estimator(clone(estimator), X[tr], P[tr], w, nr)
+        resid[te] = P[te] - model.predict(X[te])
+    return resid
+
+
+def calibrated_interval(mean: np.ndarray, low: np.ndarray, high: np.ndarray, residuals: np.ndarray,
+                        ci_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Predictive interval: the model mean plus out-of-fold residual quantiles, never narrower than the bootstrap interval.
+
+    The bootstrap (model-mean) interval only covers uncertainty about the mean; observed shares also
+    scatter around it (word-level noise the features do not explain). Out-of-fold residuals of an inner
+    cross-validation on the training rows measure that scatter per bucket, and, being errors of models
+    fitted without those rows, already include the estimation uncertainty; adding the bootstrap spread
+    again in quadrature double-counts it (measured: ~97.5% coverage at a nominal 95%), so the two
+    intervals are combined as an envelope.
+    """
+    alpha = 1.0 - ci_level
+    q_low, q_high = np.quantile(residuals, [alpha / 2, 1 - alpha / 2], axis=0)  # (7,) each
+    lo = np.minimum(low, mean + q_low)
+    hi = np.maximum(high, mean + q_high)
+    return np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+
+
+def has_interval(model: BaseEstimator) -> bool:
+    """True when the model can give a model-mean interval (MoE estimators only with n_bootstrap > 0)."""
+    if not hasattr(model, "predict_interval"):
+        return False
+    return bool(getattr(model, "n_bootstrap", 1))
+
+
+def _fold_scores(P_true: np.ndarray, P_pred: np.ndarray) -> dict[str, float]:
+    """The §11 metrics (and a few extra) for one fold."""
+    scores = metrics.distribution_metrics(P_true, P_pred)
+    return {k: scores[k] for k in SUMMARY_METRICS + EXTRA_METRICS}
+
+
+def evaluate_fold(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, train: np.ndarray, test: np.ndarray, *,
+                  sample_weight: np.ndarray | None = None, n_reported: np.ndarray | None = None,
+                  ci_level: float = 0.95, calibrate: bool = True, inner_cv: int = 5,
+                  calibration_estimator: BaseEstimator | None = None,
+                  seed: int = 0) -> tuple[dict[str, float], np.ndarray]:
+    """Fit a clone on ``train``, score it on ``test``; coverage columns when it has ``predict_interval``."""
+    t0 = time.perf_counter()
+    w_tr = None if sample_weight is None else sample_weight[train]
+    nr_tr = None if n_reported is None else np.asarray(n_reported)[train]
+    model = fit_estimator(clone(estimator), X[train], P[train], w_tr, nr_tr)
+    fit_seconds = time.perf_counter() - t0
+    row: dict[str, float] = {c: np.nan for c in COVERAGE_COLUMNS}
+    if has_interval(model):
+        mean, low, high = model.predict_interval(X[test], ci_level=ci_level)
+        row["coverage_bootstrap"] = interval_coverage(P[test], low, high)
+        row["width_bootstrap_pp"] = float(100 * (high - low).mean())
+        if calibrate:
+            # residual spread measured out-of-fold INSIDE the training rows: the test fold is never used
+            inner = calibration_estimator if calibration_estimator is not None else estimator
+            resid = oof_residuals(inner, X[train], P[train], cv=inner_cv, sample_weight=w_tr, n_reported=nr_tr,
+                                  random_state=seed)
+            lo_c, hi_c = calibrated_interval(mean, low, high, resid, ci_level)
+            row["coverage_calibrated"] = interval_coverage(P[test], lo_c, hi_c)
+            row["width_calibrated_pp"] = float(100 * (hi_c - lo_c).mean())
+        P_pred = mean
+    else:
+        P_pred = model.predict(X[test])
+    row.update(_fold_scores(P[test], P_pred))
+    row.update(n_train=len(train), n_test=len(test), fit_seconds=fit_seconds,
+               seconds=time.perf_counter() - t0)
+    return row, P_pred
+
+
+def _tasks(models: Mapping[str, BaseEstimator], splits: list) -> Iterator[tuple[str, int, np.ndarray, np.ndarray]]:
+    for fold, tr, te in splits:
+        for name in models:
+            yield name, fold, tr, te
+
+
+def evaluate_models(models: Mapping[str, BaseEstimator], X: np.ndarray, P: np.ndarray, dates: Any = None,
+                    protocol: str = "A", *, sample_weight: np.ndarray | None = None,
+                    n_reported: np.ndarray | None = None, ci_level: float = 0.95,
+                    calibrate: bool = True, inner_cv: int = 5,
+                    calibration_estimators: Mapping[str, BaseEstimator] | None = None,
+                    splits: list | None = None, words: Any = None, return_predictions: bool = False,
+                    progress: bool = True) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Score every model on the same folds of ``protocol``; one row per (model, protocol, fold).
+
+    ``n_reported`` (reported results per word) reaches estimators whose fit accepts it (the MoE's N_WEIGHTING).
+    ``calibration_estimators`` may give a cheaper stand-in per model for the inner-CV residuals
+    (e.g. fewer bootstrap replicas); by default the model itself is used.
+    With ``return_predictions`` also returns the out-of-fold predictions in long form.
+    """
+    X = np.asarray(X, dtype=float)
+    P = np.asarray(P, dtype=float)
+    if X.ndim != 2 or P.shape != (len(X), 7):
+        raise ValueError(f"need X (n, d) and P (n, 7); got {X.shape} and {P.shape}")
+    if not models:
+        raise ValueError("no models to evaluate")
+    protocol = str(protocol).upper()
+    splits = splits if splits is not None else protocol_splits(protocol, len(X), dates)
+    calibration_estimators = dict(calibration_estimators or {})
+    rows, preds = [], []
+    tasks = list(_tasks(models, splits))
+    for name, fold, tr, te in tqdm(tasks, desc=f"protocol {protocol}", disable=not progress, leave=False):
+        row, P_pred = evaluate_fold(models[name], X, P, tr, te, sample_weight=sample_weight,
+                                    n_reported=n_reported, ci_level=ci_level,
+                                    calibrate=calibrate, inner_cv=inner_cv,
+                                    calibration_estimator=calibration_estimators.get(name), seed=fold)
+        rows.append({"model": name, "protocol": protocol, "fold": fold, **row})
+        if return_predictions:
+            frame = pd.DataFrame(P_pred, columns=[f"pred_{k}" for k in range(7)])
+            frame.insert(0, "row", te)
+            if words is not None:
+                frame.insert(1, "word", np.asarray(words)[te])
+            preds.append(frame.assign(model=name, protocol=protocol, fold=fold))
+    table = pd.DataFrame(rows)
+    if return_predictions:
+        return table, pd.concat(preds, ignore_index=True)
+    return table
+
+
+def summarise(table: pd.DataFrame, metrics_: list[str] | None = None) -> pd.DataFrame:
+    """Mean and std over folds per (protocol, model): columns ``<metric>_mean``, ``<metric>_std``, n_folds."""
+    cols = metrics_ or [c for c in SUMMARY_METRICS + EXTRA_METRICS + COVERAGE_COLUMNS + ["fit_seconds"]
+                        if c in table.columns]
+    grouped = table.groupby(["protocol", "model"], sort=False)
+    mean = grouped[cols].mean().add_suffix("_mean")
+    std = grouped[cols].std(ddof=1).add_suffix("_std")
+    out = pd.concat([mean, std], axis=1)
+    ordered = [f"{c}_{s}" for c in cols for s in ("mean", "std")]
+    out = out[ordered]
+    out.insert(0, "n_folds", grouped.size())
+    return out.reset_index()
+
+
+def rank_models(summary: pd.DataFrame, metric: str = "rps") -> pd.DataFrame:
+    """The summary sorted by mean ``metric`` within each protocol, best first."""
+    return summary.sort_values(["protocol", f"{metric}_mean"]).reset_index(drop=True)

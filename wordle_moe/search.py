@@ -1,0 +1,297 @@
+"""Grid search over MoE configurations (SPEC §6) and the router comparison.
+
+Every configuration is scored by K-fold cross-validation (mean RPS, its standard error over
+folds, MAE) and, beside accuracy, by how differentiated its experts are: the rank distance
+between the experts' mean outputs (Euclidean over bucket-rank vectors), their pairwise JS
+divergence, the routing entropy and the expert usage. Configurations run in parallel with
+``joblib.Parallel`` under whatever ``joblib.parallel_config`` is active (loky, threads, Dask...).
+
+Selection rule: among configurations whose RPS is within one standard error of the best,
+take the most differentiated (largest rank distance, then largest expert JS, then lowest RPS).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import joblib
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+from sklearn.model_selection import KFold
+from tqdm.auto import tqdm
+
+from wordle_moe import metrics
+from wordle_moe.config import ROUTERS, ConfigError, MoEConfig
+
+# SPEC §6 grids, plus the loss-weight and router grids of the search
+GRID_NUM_EXPERTS = [2, 3, 4]
+GRID_TOP_K = [1, 2]
+GRID_HIDDEN_SIZE = [64, 128]
+GRID_AUX_COEF = [5e-4, 1e-3, 2e-3]
+GRID_DIVERSITY_COEF = [1e-4, 5e-4, 1e-3, 2e-3, 5e-3]
+GRID_OUTPUT_DIVERSITY_COEF = [0.05, 0.1, 0.2, 0.3]
+GRID_JS_COEF = [0.02, 0.05, 0.1, 0.15]
+# the four routers of SPEC §5 (config.ROUTERS may hold extra engine variants, e.g. aux_free_bias)
+SPEC_ROUTERS = ("topk", "noisy_topk", "expert_choice", "reputation")
+GRID_ROUTER = [r for r in SPEC_ROUTERS if r in ROUTERS]
+
+KNOB_COLUMNS = ["num_experts", "top_k", "hidden_size", "router", "aux_loss_weight", "expert_diversity_coef",
+                "expert_output_diversity_coef", "expert_js_divergence_coef"]
+SCORE_COLUMNS = ["rps_mean", "rps_se", "mae_pp_mean", "mae_pp_se", "js_mean", "rank_distance", "expert_js",
+                 "routing_entropy", "usage_entropy", "load_cv", "min_usage", "expert_usage", "seconds"]
+
+
+def full_grid() -> dict[str, list]:
+    """Every SPEC §6 grid at once (large: run it on a cluster, or pick a subset)."""
+    return {
+        "num_experts": GRID_NUM_EXPERTS, "top_k": GRID_TOP_K, "hidden_size": GRID_HIDDEN_SIZE,
+        "aux_loss_weight": GRID_AUX_COEF, "expert_diversity_coef": GRID_DIVERSITY_COEF,
+        "expert_output_diversity_coef": GRID_OUTPUT_DIVERSITY_COEF, "expert_js_divergence_coef": GRID_JS_COEF,
+        "router": GRID_ROUTER,
+    }
+
+
+def small_grid() -> dict[str, list]:
+    """A few-minute grid over the structural knobs and the two output-diversity losses."""
+    return {
+        "num_experts": [2, 3], "top_k": [1, 2],
+        "expert_output_diversity_coef": [0.05, 0.3], "expert_js_divergence_coef": [0.02, 0.15],
+    }
+
+
+def expand_grid(grid: Mapping[str, Sequence[Any]], base_config: MoEConfig | None = None) -> list[dict[str, Any]]:
+    """Every combination of ``grid`` (knob names in either case) as dicts; TOP_K > NUM_EXPERTS is skipped."""
+    base = base_config or MoEConfig()
+    names = [k.lower() for k in grid]
+    known = set(base.to_dict())
+    unknown = [k.upper() for k in names if k not in known]
+    if unknown:
+        raise ConfigError(f"unknown knob(s) in the grid: {unknown}")
+    values = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [v] for v in grid.values()]
+    if any(len(v) == 0 for v in values):
+        raise ValueError("every grid entry needs at least one value")
+    combos = []
+    for combo in itertools.product(*values):
+        knobs = dict(zip(names, combo))
+        cfg = base.replace(**knobs)
+        if cfg.top_k > cfg.num_experts:
+            continue  # invalid by construction (SPEC §6): skipped, not an error
+        cfg.validate()
+        combos.append(knobs)
+    return combos
+
+
+@contextmanager
+def _single_thread_torch() -> Iterator[None]:
+    """One torch thread inside a configuration: avoids oversubscription and keeps results backend-independent."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, val) split of the training rows for early stopping."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(fraction * n)))
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def fit_moe(X: np.ndarray, P: np.ndarray, config: MoEConfig, n_reported: np.ndarray | None = None) -> Any:
+    """One MoE (R=1) trained on (X, P) with a seeded validation split for early stopping."""
+    from wordle_moe.training import train_moe
+
+    tr, va = _validation_split(len(X), config.val_fraction, config.seed)
+    nr_tr = None if n_reported is None else n_reported[tr]
+    nr_va = None if n_reported is None else n_reported[va]
+    model, _ = train_moe(X[tr], P[tr], X[va], P[va], config=config, n_reported=nr_tr, n_reported_val=nr_va)
+    return model
+
+
+def _entropy_bits(p: np.ndarray, axis: int = -1) -> np.ndarray:
+    p = np.clip(p, 0.0, None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(p > 0, p * np.log2(p), 0.0).sum(axis=axis)
+
+
+def bucket_ranks(mean_outputs: np.ndarray) -> np.ndarray:
+    """Rank of each bucket within each expert's mean output, 1 = most probable bucket (E, 7)."""
+    return np.vstack([rankdata(-row, method="average") for row in np.atleast_2d(mean_outputs)])
+
+
+def differentiation(inter: Mapping[str, Any]) -> dict[str, Any]:
+    """Expert-differentiation measures from ``intermediates(model, X)`` of one model."""
+    gate_scores = np.asarray(inter["gate_scores"], dtype=float)
+    gates = np.asarray(inter["gates"], dtype=float)
+    experts = np.asarray(inter["expert_outputs"], dtype=float)
+    top1 = np.asarray(inter["top_k_indices"])[:, 0]
+    E = gate_scores.shape[1]
+    mean_out = experts.mean(axis=0)                                   # (E, 7): each expert's mean output
+    ranks = bucket_ranks(mean_out)
+    pairs = list(itertools.combinations(range(E), 2))
+    if pairs:
+        a, b = np.array(pairs).T
+        rank_distance = float(np.linalg.norm(ranks[a] - ranks[b], axis=1).mean())
+        expert_js = float(metrics.js_divergence(mean_out[a], mean_out[b]).mean())
+    else:
+        rank_distance = expert_js = 0.0
+    usage = np.bincount(top1, minlength=E) / len(top1)                # share of words whose first choice is e
+    load = gates.mean(axis=0)                                         # gate mass per expert
+    return {
+        "rank_distance": rank_distance,
+        "expert_js": expert_js,
+        "routing_entropy": float(_entropy_bits(gate_scores).mean()),
+        "usage_entropy": float(_entropy_bits(usage) / np.log2(E)) if E > 1 else 0.0,
+        "load_cv": float(load.std() / load.mean()) if load.mean() > 0 else float("nan"),
+        "usage": usage,
+    }
+
+
+def score_configuration(X: np.ndarray, P: np.ndarray, knobs: Mapping[str, Any], *,
+                        base_config: MoEConfig | None = None, cv: int = 3, seed: int = 0,
+                        n_reported: np.ndarray | None = None, config_id: int = 0) -> dict[str, Any]:
+    """Cross-validated accuracy and expert differentiation of one configuration (a joblib task)."""
+    start = time.perf_counter()
+    config = (base_config or MoEConfig()).replace(**dict(knobs)).validate()
+    fold_rps, fold_mae, fold_js, diffs = [], [], [], []
+    with _single_thread_torch():
+        from wordle_moe.training import intermediates, predict_proba
+
+        for tr, te in KFold(n_splits=cv, shuffle=True, random_state=seed).split(X):
+            model = fit_moe(X[tr], P[tr], config, None if n_reported is None else n_reported[tr])
+            pred = predict_proba(model, X[te])
+            fold_rps.append(metrics.rps(P[te], pred).mean())
+            fold_mae.append(metrics.mae_pp(P[te], pred).mean())
+            fold_js.append(metrics.js_divergence(P[te], pred).mean())
+            diffs.append(differentiation(intermediates(model, X[te])))  # measured on unseen words
+    se = (lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0)
+    usage = np.mean([d["usage"] for d in diffs], axis=0)
+    row = {"config_id": config_id, **{k: getattr(config, k) for k in KNOB_COLUMNS}, **dict(knobs)}
+    row.update({
+        "rps_mean": float(np.mean(fold_rps)), "rps_se": se(fold_rps),
+        "mae_pp_mean": float(np.mean(fold_mae)), "mae_pp_se": se(fold_mae), "js_mean": float(np.mean(fold_js)),
+        **{k: float(np.mean([d[k] for d in diffs])) for k in
+           ("rank_distance", "expert_js", "routing_entropy", "usage_entropy", "load_cv")},
+        "min_usage": float(usage.min()),
+        "expert_usage": ";".join(f"{u:.3f}" for u in usage),
+        "seconds": time.perf_counter() - start,
+    })
+    return row
+
+
+def _run_parallel(tasks: list, n_jobs: int | None, desc: str, progress: bool) -> list[dict[str, Any]]:
+    """Run delayed tasks under the active joblib config, with a bar over completed tasks."""
+    results: list[dict[str, Any]] = []
+    bar = tqdm(total=len(tasks), desc=desc, disable=not progress)
+    try:
+        for row in joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
+            results.append(row)
+            bar.update(1)
+    except ValueError as err:  # backends without generator support: collect the list at once
+        if "generator" not in str(err):
+            raise
+        results = list(joblib.Parallel(n_jobs=n_jobs)(tasks))
+        bar.update(len(tasks))
+    finally:
+        bar.close()
+    return results
+
+
+def grid_search(X: np.ndarray, P: np.ndarray, grid: Mapping[str, Sequence[Any]], *,
+                base_config: MoEConfig | None = None, cv: int = 3, n_jobs: int | None = 2, seed: int = 0,
+                output_dir: str | os.PathLike | None = None, n_reported: np.ndarray | None = None,
+                progress: bool = True) -> pd.DataFrame:
+    """Score every configuration of ``grid`` by ``cv``-fold CV; one row per configuration, ``selected`` marked.
+
+    With ``output_dir`` writes grid_search_results.csv and grid_search_best_config.json.
+    """
+    X = np.asarray(X, dtype=float)
+    P = np.asarray(P, dtype=float)
+    if X.ndim != 2 or P.shape != (len(X), 7):
+        raise ValueError(f"need X (n, d) and P (n, 7); got {X.shape} and {P.shape}")
+    base = base_config or MoEConfig()
+    combos = expand_grid(grid, base)
+    tasks = [joblib.delayed(score_configuration)(X, P, knobs, base_config=base, cv=cv, seed=seed,
+                                                 n_reported=n_reported, config_id=i)
+             for i, knobs in enumerate(combos)]
+    rows = _run_parallel(tasks, n_jobs, "grid search", progress)
+    results = pd.DataFrame(rows).sort_values("config_id").reset_index(drop=True)
+    results = mark_selection(results)
+    if output_dir is not None:
+        from wordle_moe.io import write_csv, write_json
+
+        write_csv(results, Path(output_dir) / "grid_search_results.csv")
+        chosen = base.replace(**select_configuration(results)).to_dict()
+        write_json(chosen, Path(output_dir) / "grid_search_best_config.json")
+    return results
+
+
+def mark_selection(results: pd.DataFrame) -> pd.DataFrame:
+    """Add ``within_1se`` and ``selected`` columns following the selection rule."""
+    out = results.copy()
+    best = out.loc[out["rps_mean"].idxmin()]
+    out["within_1se"] = out["rps_mean"] <= best["rps_mean"] + best["rps_se"]
+    out["selected"] = False
+    out.loc[_selected_index(out), "selected"] = True
+    return out
+
+
+def _selected_index(results: pd.DataFrame) -> Any:
+    best = results.loc[results["rps_mean"].idxmin()]
+    pool = results[results["rps_mean"] <= best["rps_mean"] + best["rps_se"]]
+    ordered = pool.sort_values(["rank_distance", "expert_js", "rps_mean"], ascending=[False, False, True],
+                               kind="mergesort")
+    return ordered.index[0]
+
+
+def select_configuration(results: pd.DataFrame) -> dict[str, Any]:
+    """Knobs of the most differentiated configuration whose RPS is within one standard error of the best."""
+    if results.empty:
+        raise ValueError("no grid-search results to select from")
+    row = results.loc[_selected_index(results)]
+    knobs = [c for c in results.columns if c in set(MoEConfig().to_dict())]
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row[knobs].items()}
+
+
+def compare_routers(X: np.ndarray, P: np.ndarray, *, grid: Mapping[str, Sequence[Any]] | None = None,
+                    results: pd.DataFrame | None = None, routers: Sequence[str] = tuple(GRID_ROUTER),
+                    base_config: MoEConfig | None = None, cv: int = 3, n_jobs: int | None = 2, seed: int = 0,
+                    output_dir: str | os.PathLike | None = None, n_reported: np.ndarray | None = None,
+                    progress: bool = True) -> pd.DataFrame:
+    """The routers at their best settings (lowest CV RPS over ``grid``): accuracy, balance, specialization.
+
+    Reuses grid-search ``results`` when they already vary the router; otherwise runs ``grid`` once
+    per router. Writes router_comparison.csv when ``output_dir`` is given.
+    """
+    if results is None or "router" not in results or not set(routers) <= set(results["router"]):
+        grid = dict(grid or {"num_experts": [2, 3], "top_k": [1, 2]})
+        grid["router"] = list(routers)
+        results = grid_search(X, P, grid, base_config=base_config, cv=cv, n_jobs=n_jobs, seed=seed,
+                              n_reported=n_reported, progress=progress)
+    rows = []
+    for router in routers:
+        sub = results[results["router"] == router]
+        best = sub.loc[sub["rps_mean"].idxmin()]
+        rows.append({
+            "router": router, "num_experts": best["num_experts"], "top_k": best["top_k"],
+            "hidden_size": best["hidden_size"], "rps": best["rps_mean"], "rps_se": best["rps_se"],
+            "mae_pp": best["mae_pp_mean"], "load_cv": best["load_cv"], "usage_entropy": best["usage_entropy"],
+            "routing_entropy": best["routing_entropy"], "specialization_js": best["expert_js"],
+            "specialization_rank_distance": best["rank_distance"], "expert_usage": best["expert_usage"],
+            "n_configurations": len(sub),
+        })
+    table = pd.DataFrame(rows)
+    if output_dir is not None:
+        from wordle_moe.io import write_csv
+
+        write_csv(table, Path(output_dir) / "router_comparison.csv")
+    return table

@@ -243,19 +243,23 @@ def peer_models(config: Any, quick: bool = False, seed: int = 0) -> tuple[dict[s
 
 
 def compare_with_peers(X: np.ndarray, P: np.ndarray, dates: Any, config: Any, quick: bool = False,
-                       seed: int = 0) -> pd.DataFrame:
+                       seed: int = 0, repeats_a: int = 1) -> pd.DataFrame:
     """model_comparison table: mean/std of every metric per (protocol, model), best RPS first.
 
-    Full run: protocols A and B with calibrated intervals; QUICK: protocol B only, no calibration.
+    Full run: protocol A (5-fold CV, ``repeats_a`` repeats; `make bench` runs the 3 repeats of SPEC §11)
+    and protocol B, with calibrated intervals; QUICK: protocol B only, no calibration.
     """
-    from wordle_moe.evaluation import evaluate_models, rank_models, summarise
+    from wordle_moe.evaluation import evaluate_models, protocol_splits, rank_models, summarise
 
     models, stand_ins = peer_models(config, quick, seed)
-    protocols = ["B"] if quick else ["A", "B"]
-    tables = [evaluate_models(models, X, P, dates, protocol=p, calibrate=not quick, ci_level=config.bootstrap_ci,
-                              calibration_estimators=stand_ins, progress=False) for p in protocols]
+    splits = {"B": protocol_splits("B", len(X), dates)}
+    if not quick:
+        splits["A"] = protocol_splits("A", len(X), n_repeats=repeats_a, random_state=seed)
+    tables = [evaluate_models(models, X, P, dates, protocol=p, splits=splits[p], calibrate=not quick,
+                              ci_level=config.bootstrap_ci, calibration_estimators=stand_ins, progress=False)
+              for p in sorted(splits)]
     summary = rank_models(summarise(pd.concat(tables, ignore_index=True)))
-    summary.insert(2, "mode", "quick" if quick else "full")
+    summary.insert(2, "mode", "quick" if quick else f"full (protocol A: 5-fold x {repeats_a})")
     return summary
 
 

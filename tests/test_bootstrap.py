@@ -6,13 +6,11 @@ from wordle_moe.bootstrap import (bootstrap_evaluate, bootstrap_predict, bootstr
                                   resample_counts)
 from wordle_moe.config import MoEConfig
 from wordle_moe.metrics import distribution_metrics
+from tests.synthetic import softmax_linear_data
 
 
 def _data(n=40, d=5, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    P = np.exp(X @ rng.normal(size=(d, 7)) * 0.4)
-    return X, P / P.sum(1, keepdims=True)
+    return softmax_linear_data(n, d, seed, scale=0.4)
 
 
 def test_resample_counts_are_seeded_per_replica():

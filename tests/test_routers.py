@@ -7,13 +7,11 @@ from wordle_moe.config import MoEConfig
 from wordle_moe.model import MoEModel
 from wordle_moe.routers import (AuxFreeBiasRouter, ExpertChoiceRouter, NoisyTopKRouter, ReputationRouter, TopKRouter,
                                 topk_gates)
+from tests.synthetic import softmax_linear_data
 
 
 def _data(n=40, d=5, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    P = np.exp(X @ rng.normal(size=(d, 7)) * 0.3)
-    return X, P / P.sum(1, keepdims=True)
+    return softmax_linear_data(n, d, seed, scale=0.3)
 
 
 def test_topk_gates_renormalise_over_chosen():

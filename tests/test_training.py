@@ -7,15 +7,13 @@ import torch
 from wordle_moe.config import ConfigError, MoEConfig
 from wordle_moe.losses import soft_cross_entropy
 from wordle_moe.training import evaluate, intermediates, predict_proba, train_moe
+from tests.synthetic import softmax_linear_data
 
 FAST = dict(hidden_size=8, max_epochs=25, patience=5)
 
 
 def _data(n=50, d=6, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d)) * 2 + 1
-    P = np.exp(X @ rng.normal(size=(d, 7)) * 0.3)
-    return X, P / P.sum(1, keepdims=True)
+    return softmax_linear_data(n, d, seed, scale=0.3, loc=1, spread=2)
 
 
 def test_invalid_knob_fails_before_training():

@@ -29,10 +29,12 @@ RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
 
 # The MoE configuration under test (found by the tuning protocol described in the report:
 # 5-fold CV, seed 1, over the words before 2022-10-01 only, so Protocol B's test words were never seen).
+# EXPERT_SKIP (a linear path in each expert) with the output-diversity and JS terms on: bootstrap-mean
+# inner-CV RPS 0.00285 vs 0.00287 without the skip (B=10, two seeds); MAE 2.38 vs 2.43 pp.
 MOE_KNOBS: dict = {
     "num_experts": 2, "top_k": 2, "hidden_size": 128, "activation": "tanh", "dropout": 0.3,
-    "lr": 1e-3, "wd": 1e-3, "max_epochs": 2000, "patience": 200,
-    "expert_output_diversity_coef": 0.0, "expert_js_divergence_coef": 0.0,
+    "lr": 1e-3, "wd": 1e-3, "max_epochs": 2000, "patience": 200, "expert_skip": True,
+    "expert_output_diversity_coef": 0.1, "expert_js_divergence_coef": 0.05,
 }
 # The grid search runs at a 3x shorter schedule (same model otherwise) to fit in a few minutes.
 GRID_SCHEDULE: dict = {"lr": 3e-3, "max_epochs": 1000, "patience": 100}

@@ -51,3 +51,15 @@ def test_aux_free_bias_router_and_new_knobs_have_defaults():
     cfg = MoEConfig(router="aux_free_bias").validate()
     assert "aux_free_bias" in __import__("wordle_moe.config", fromlist=["ROUTERS"]).ROUTERS
     assert (cfg.bias_update_rate, cfg.input_clip, cfg.routing_ce_coef) == (1e-3, 5.0, 0.0)
+
+
+def test_expert_skip_knobs_default_off_and_validate():
+    cfg = MoEConfig()
+    assert cfg.expert_skip is False and cfg.skip_l2 == 0.0 and cfg.skip_zero_mlp is False
+    with pytest.raises(ConfigError, match="EXPERT_SKIP"):
+        MoEConfig(expert_skip="yes").validate()
+    with pytest.raises(ConfigError, match="SKIP_ZERO_MLP"):
+        MoEConfig(skip_zero_mlp=2).validate()
+    with pytest.raises(ConfigError, match="SKIP_L2"):
+        MoEConfig(skip_l2=-1.0).validate()
+    assert MoEConfig.from_mapping({"EXPERT_SKIP": True}).validate().expert_skip is True

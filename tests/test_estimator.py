@@ -9,15 +9,13 @@ from sklearn.preprocessing import StandardScaler
 from wordle_moe.config import ConfigError
 from wordle_moe.estimator import MoEDistributionRegressor
 from wordle_moe.metrics import rps
+from tests.synthetic import softmax_linear_data
 
 FAST = dict(hidden_size=8, max_epochs=20, patience=5)
 
 
 def _data(n=60, d=5, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    P = np.exp(X @ rng.normal(size=(d, 7)) * 0.4)
-    return X, P / P.sum(1, keepdims=True)
+    return softmax_linear_data(n, d, seed, scale=0.4)
 
 
 def test_init_only_stores_params_and_clone_works():
@@ -72,3 +70,14 @@ def test_router_knobs_and_n_weighting_pass_through():
     b = MoEDistributionRegressor(router="reputation", n_weighting="none", **FAST).fit(X, P, n_reported=n_rep)
     assert a.model_.config.router == "reputation" and a.model_.config.n_weighting == "linear"
     assert not np.allclose(a.predict(X), b.predict(X))
+
+
+def test_expert_skip_and_skip_l2_pass_through_and_train():
+    X, P = _data()
+    est = MoEDistributionRegressor(expert_skip=True, skip_l2=0.01, **FAST)
+    assert clone(est).get_params()["expert_skip"] is True
+    est.fit(X, P)
+    cfg = est.model_.config
+    assert cfg.expert_skip and cfg.skip_l2 == 0.01
+    assert est.model_.expert_skip_w.shape == (1, 2, 5, 7) and est.model_.expert_skip_w.abs().sum() > 0  # trained
+    np.testing.assert_allclose(est.predict(X).sum(1), 1.0, rtol=1e-6)

@@ -5,13 +5,11 @@ import torch
 
 from wordle_moe.config import MoEConfig
 from wordle_moe.model import MoEModel
+from tests.synthetic import softmax_linear_data
 
 
 def _data(n=30, d=6, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d)) * 3 + 5
-    P = np.exp(X @ rng.normal(size=(d, 7)) * 0.2)
-    return X, P / P.sum(1, keepdims=True)
+    return softmax_linear_data(n, d, seed, scale=0.2, loc=5, spread=3)
 
 
 def _np_softmax(a):
@@ -157,3 +155,63 @@ def test_dropout_training_step_backpropagates_for_every_activation(activation):
     h = torch.rand(2 * 2, 30, 8) + 1.0    # nonzero everywhere, so only the mask makes zeros
     kept = (m._dropout_(h.clone()) != 0).float().mean().item()
     assert 0.4 < kept < 0.6, "about half the hidden units dropped at DROPOUT=0.5"
+
+
+def test_expert_skip_with_zero_mlp_output_is_softmax_regression_per_expert():
+    """EXPERT_SKIP: with the MLP's second layer at zero each expert is exactly softmax(z·W_skip), per replica."""
+    X, _ = _data()
+    m = MoEModel(6, MoEConfig(num_experts=3, top_k=2, hidden_size=8, expert_skip=True), replicas=2).eval()
+    m.fit_standardizer(X)
+    assert m.expert_skip_w.shape == (2, 3, 6, 7)
+    torch.testing.assert_close(m.expert_skip_w, torch.zeros(2, 3, 6, 7))  # zero start: the MLP alone
+    with torch.no_grad():
+        m.expert_skip_w.copy_(torch.randn(2, 3, 6, 7, generator=torch.Generator().manual_seed(1)))
+        m.expert_w2.zero_()
+        m.expert_b2.zero_()
+    with torch.no_grad():
+        out = m(X, return_intermediate=True)
+    z = np.clip((X[None] - m.x_mean.numpy()[:, None]) / m.x_std.numpy()[:, None], -5, 5)   # (R, n, d)
+    want = _np_softmax(np.einsum("rnd,redc->rnec", z, m.expert_skip_w.detach().numpy()))
+    assert out["expert_outputs"].shape == (2, 30, 3, 7)
+    np.testing.assert_allclose(out["expert_outputs"].numpy(), want, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(out["final_output"].sum(-1), torch.ones(2, 30))
+    # the skip weights are expert parameters (frozen with the experts, in the diversity vector)
+    assert any(p is m.expert_skip_w for p in m.expert_parameter_list())
+    assert m.expert_parameters_flat().shape == (2, 3, 6 * 8 + 8 + 8 * 7 + 7 + 6 * 7)
+
+
+def test_expert_skip_off_keeps_default_parameters_and_outputs():
+    """Default path unchanged: no skip parameter, and the other parameters/outputs equal an EXPERT_SKIP model's MLP."""
+    X, _ = _data()
+    plain = MoEModel(6, MoEConfig(num_experts=2, hidden_size=8), replicas=1).eval()
+    skip = MoEModel(6, MoEConfig(num_experts=2, hidden_size=8, expert_skip=True), replicas=1).eval()
+    assert not hasattr(plain, "expert_skip_w")
+    assert set(dict(skip.named_parameters())) - set(dict(plain.named_parameters())) == {"expert_skip_w"}
+    for name, p in plain.named_parameters():
+        torch.testing.assert_close(p, getattr(skip, name))
+    for mdl in (plain, skip):
+        mdl.fit_standardizer(X)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(X), skip(X))   # zero skip weights: identical mixture
+    torch.testing.assert_close(plain.skip_penalty(), torch.zeros(1))
+
+
+def test_skip_l2_penalty_is_half_l2_norm_per_replica():
+    m = MoEModel(4, MoEConfig(num_experts=2, hidden_size=4, expert_skip=True, skip_l2=0.1), replicas=3)
+    with torch.no_grad():
+        m.expert_skip_w.copy_(torch.arange(3 * 2 * 4 * 7, dtype=torch.float32).view(3, 2, 4, 7) / 100)
+    want = 0.05 * (m.expert_skip_w.detach().numpy() ** 2).reshape(3, -1).sum(1)
+    np.testing.assert_allclose(m.skip_penalty().detach().numpy(), want, rtol=1e-5)
+    np.testing.assert_allclose(m.skip_penalty(torch.tensor([2])).detach().numpy(), want[2:], rtol=1e-5)
+
+
+def test_skip_zero_mlp_starts_each_expert_at_softmax_of_its_bias():
+    """SKIP_ZERO_MLP: output layer (and skip) start at 0, so expert e outputs softmax(b2_e) for every row."""
+    X, _ = _data()
+    m = MoEModel(6, MoEConfig(num_experts=2, hidden_size=8, expert_skip=True, skip_zero_mlp=True), replicas=2).eval()
+    m.fit_standardizer(X)
+    assert float(m.expert_w2.detach().abs().sum()) == 0.0 and float(m.expert_w1.detach().abs().sum()) > 0
+    with torch.no_grad():
+        out = m(X, return_intermediate=True)["expert_outputs"].numpy()   # (R, n, E, 7)
+    want = _np_softmax(m.expert_b2.detach().numpy())                       # (R, E, 7)
+    np.testing.assert_allclose(out, np.broadcast_to(want[:, None], out.shape), rtol=1e-5, atol=1e-7)

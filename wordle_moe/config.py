@@ -53,6 +53,9 @@ class MoEConfig:
     bias_update_rate: float = 1e-3  # aux_free_bias: step u of b_i += u·sign(mean load − load_i) per training step
     routing_ce_coef: float = 0.0    # > 0: extra gate gradient ROUTING_CE_COEF·Σ_i p_i·CE(expert_i) (value-neutral, losses.py)
     input_clip: float = 5.0         # standardised inputs clipped to ±INPUT_CLIP (0 = no clip): bounds extrapolation
+    expert_skip: bool = False       # each expert = softmax(Linear_skip(x) + MLP(x)): a GLM with a nonlinear residual
+    skip_zero_mlp: bool = False     # with EXPERT_SKIP: start the MLP's output layer at 0 (each expert starts linear)
+    skip_l2: float = 0.0            # L2 penalty SKIP_L2/2·||W_skip||² per expert, added to the loss (ridge, not AdamW's WD)
     bootstrap_b: int = 200
     bootstrap_ci: float = 0.95
 
@@ -80,12 +83,14 @@ class MoEConfig:
             ("CAPACITY_FACTOR", self.capacity_factor > 0, "must be > 0"),
             ("BIAS_UPDATE_RATE", isinstance(self.bias_update_rate, (int, float)) and 0 < self.bias_update_rate < 1,
              "must be in (0, 1) (the step added to a selection bias each training step)"),
+            ("EXPERT_SKIP", self.expert_skip in (True, False), "must be True or False"),
+            ("SKIP_ZERO_MLP", self.skip_zero_mlp in (True, False), "must be True or False"),
             ("INPUT_CLIP", isinstance(self.input_clip, (int, float)) and self.input_clip >= 0,
              "must be >= 0 (0 disables the clip of standardised inputs)"),
         ]
         for knob in ("aux_loss_weight", "expert_diversity_coef", "expert_output_diversity_coef",
                      "expert_js_divergence_coef", "z_loss_coef", "reputation_beta", "reputation_gamma",
-                     "exploration_bonus", "routing_ce_coef"):
+                     "exploration_bonus", "routing_ce_coef", "skip_l2"):
             checks.append((knob.upper(), getattr(self, knob) >= 0, "must be >= 0 (coefficients cannot be negative)"))
         for knob in ("reputation_ema", "reputation_decay", "exploration_decay"):
             checks.append((knob.upper(), 0.0 <= getattr(self, knob) <= 1.0, "must be in [0, 1]"))

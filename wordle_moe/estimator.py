@@ -32,6 +32,7 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
                  reputation_gamma: float = 0.5, reputation_ema: float = 0.9, reputation_decay: float = 0.99,
                  exploration_bonus: float = 0.1, exploration_decay: float = 0.98,
                  bias_update_rate: float = 1e-3, input_clip: float = 5.0, routing_ce_coef: float = 0.0,
+                 expert_skip: bool = False, skip_l2: float = 0.0, skip_zero_mlp: bool = False,
                  n_bootstrap: int = 0, ci_level: float = 0.95, random_state: int = 0) -> None:
         self.num_experts = num_experts
         self.top_k = top_k
@@ -62,6 +63,9 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
         self.bias_update_rate = bias_update_rate
         self.input_clip = input_clip
         self.routing_ce_coef = routing_ce_coef
+        self.expert_skip = expert_skip
+        self.skip_l2 = skip_l2
+        self.skip_zero_mlp = skip_zero_mlp
         self.n_bootstrap = n_bootstrap
         self.ci_level = ci_level
         self.random_state = random_state
@@ -78,7 +82,7 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
                  "expert_js_divergence_coef", "z_loss_coef", "lr", "wd", "max_epochs", "patience",
                  "val_fraction", "router_only_epochs", "n_weighting", "capacity_factor", "reputation_beta",
                  "reputation_gamma", "reputation_ema", "reputation_decay", "exploration_bonus",
-                 "exploration_decay", "bias_update_rate", "input_clip", "routing_ce_coef")
+                 "exploration_decay", "bias_update_rate", "input_clip", "routing_ce_coef", "expert_skip", "skip_l2", "skip_zero_mlp")
         knobs = {k: getattr(self, k) for k in names}
         return resolve_config(MoEConfig(seed=int(self.random_state), bootstrap_ci=float(self.ci_level)), **knobs)
 

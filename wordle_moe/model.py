@@ -6,6 +6,7 @@ model with one optimizer step; replica r is initialised from its own generator s
 
     raw x (n, d) ─ standardise (per-replica buffers) ─┬─ gate (linear | MLP+LayerNorm) ─ router ─ gates (R,n,E)
                                                       └─ E experts: Linear─act─dropout─Linear─softmax (R,n,E,7)
+    with EXPERT_SKIP each expert's logits gain a linear skip path:  softmax(z·W_skip + MLP(z))
     final_output = Σ_i gates_i · expert_i        (rows sum to 1)
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .routers import make_router
 N_BUCKETS = 7
 ACTIVATION_FNS = {"gelu": F.gelu, "relu": F.relu, "swish": F.silu, "tanh": torch.tanh}
 EXPERT_PARAMS = ("expert_w1", "expert_b1", "expert_w2", "expert_b2")
+SKIP_PARAM = "expert_skip_w"   # (E, d, 7) per replica; the MLP's output bias expert_b2 is its intercept
 STD_FLOOR = 1e-8   # a feature with a smaller (float64) std on a replica's rows is constant there
 
 
@@ -46,6 +48,14 @@ def init_replica(config: MoEConfig, d: int, seed: int) -> dict[str, torch.Tensor
         "expert_w1": _uniform(g, (E, d, H), d), "expert_b1": _uniform(g, (E, H), d),
         "expert_w2": _uniform(g, (E, H, C), H), "expert_b2": _uniform(g, (E, C), H),
     }
+    if config.expert_skip:
+        # zero start: the GLM part grows from the data; no generator draw, so every other parameter
+        # is drawn exactly as without the skip path
+        p[SKIP_PARAM] = torch.zeros(E, d, C)
+        if config.skip_zero_mlp:
+            # residual-branch start: the MLP's output layer at 0, so each expert starts as softmax(b2)
+            # and the nonlinear part only grows where the GLM leaves signal (w1 still random: no tie)
+            p["expert_w2"] = torch.zeros(E, H, C)
     if config.gate == "linear":
         p.update(gate_w=_uniform(g, (d, E), d), gate_b=_uniform(g, (E,), d))
     else:
@@ -87,6 +97,7 @@ class MoEModel(nn.Module):
         # Top-1 renormalised weights are constant 1: add the straight-through gate path (see forward).
         self.straight_through = self.config.top_k == 1
         self.dropout_rng = np.random.Generator(np.random.SFC64(self.config.seed))
+        self.expert_param_names = EXPERT_PARAMS + ((SKIP_PARAM,) if self.config.expert_skip else ())
 
     # -- input handling -------------------------------------------------------------------------
     def fit_standardizer(self, X: Any, weight: Any | None = None) -> "MoEModel":
@@ -166,19 +177,31 @@ class MoEModel(nn.Module):
                              self._p("expert_w1", idx).reshape(R * E, d, H))
 
     def expert_outputs(self, z: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """All E experts at once: Linear → activation → dropout → Linear → softmax -> (R, n, E, 7)."""
+        """All E experts at once: [z·W_skip +] Linear → activation → dropout → Linear → softmax -> (R, n, E, 7)."""
         R, n, _ = z.shape
         E, H = self.config.num_experts, self.config.hidden_size
         h = self._dropout_(self.activation(self._hidden_pre(z, idx)))
         scale = 1.0 / (1.0 - self.config.dropout) if self.training and self.config.dropout > 0 else 1.0
         logits = torch.baddbmm(self._p("expert_b2", idx).reshape(R * E, 1, N_BUCKETS), h,
                                self._p("expert_w2", idx).reshape(R * E, H, N_BUCKETS), alpha=scale)
-        return _softmax_small(logits.view(R, E, n, N_BUCKETS)).transpose(1, 2)
+        logits = logits.view(R, E, n, N_BUCKETS)
+        if self.config.expert_skip:
+            # (R, 1, n, d) @ (R, E, d, 7): the GLM path of every expert, not touched by dropout
+            logits = logits + torch.matmul(z.unsqueeze(1), self._p(SKIP_PARAM, idx))
+        return _softmax_small(logits).transpose(1, 2)
+
+    def skip_penalty(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """SKIP_L2/2 · ||W_skip||² per replica, (R,) (zeros without the skip path): ridge on the GLM part."""
+        if not self.config.expert_skip or self.config.skip_l2 <= 0:
+            R = self.replicas if idx is None else len(idx)
+            return torch.zeros(R)
+        w = self._p(SKIP_PARAM, idx)
+        return 0.5 * self.config.skip_l2 * w.pow(2).sum(dim=(1, 2, 3))
 
     def expert_parameters_flat(self, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Each expert's parameters flattened: (R, E, D), for the parameter-diversity loss."""
         E = self.config.num_experts
-        parts = [self._p(n, idx) for n in EXPERT_PARAMS]
+        parts = [self._p(n, idx) for n in self.expert_param_names]
         return torch.cat([p.reshape(p.shape[0], E, -1) for p in parts], dim=-1)
 
     # -- forward --------------------------------------------------------------------------------
@@ -213,7 +236,7 @@ class MoEModel(nn.Module):
 
     # -- training helpers -----------------------------------------------------------------------
     def expert_parameter_list(self) -> list[nn.Parameter]:
-        return [getattr(self, n) for n in EXPERT_PARAMS]
+        return [getattr(self, n) for n in self.expert_param_names]
 
     def router_parameter_list(self) -> list[nn.Parameter]:
         """Gate and router parameters (what the router-only phase trains)."""

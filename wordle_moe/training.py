@@ -96,7 +96,10 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
         out = model(sub(X), return_intermediate=True, weight=sub(w), idx=idx)
         terms = loss_terms(out, sub(P), sub(w_main), sub(w), model.expert_parameters_flat(idx), cfg)
         opt.zero_grad(set_to_none=True)
-        terms["total_loss"].sum().backward()   # sum over replicas: each replica's gradient is its own
+        loss = terms["total_loss"].sum()   # sum over replicas: each replica's gradient is its own
+        if cfg.expert_skip and cfg.skip_l2 > 0:
+            loss = loss + model.skip_penalty(idx).sum()
+        loss.backward()
         opt.step()
         if hasattr(model.router, "update_state"):
             model.router.update_state(out["dispatch"].detach(), out["expert_outputs"].detach(), sub(P), sub(w), idx)

@@ -32,7 +32,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/features.py
-	$(PY) benchmarks/bootstrap.py
+	$(PY) benchmarks/bootstrap.py --seq-replicas 200 --threads 2
 	$(PY) benchmarks/accuracy.py --grid
 
 clean:

@@ -51,7 +51,7 @@ def plot_holdout_bar_ci(holdout: pd.DataFrame, observed: np.ndarray | None = Non
     ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="none", ecolor="k", capsize=5, lw=1.5,
                 label=f"{ci:.0%} percentile interval")
     for xi, m in zip(x, mean):
-        ax.text(xi, m + 0.6, f"{m:.1f}", ha="center", va="bottom", fontsize=9)
+        ax.text(xi + 0.1, m + 0.4, f"{m:.1f}", ha="left", va="bottom", fontsize=9)  # right of the error bar
     if observed is not None and np.all(np.isfinite(observed)):
         ax.plot(x, 100 * np.asarray(observed), "D", color="crimson", label="observed")
     ax.set_xticks(x, BUCKET_TICKS)

@@ -50,12 +50,17 @@ class TopKRouter(nn.Module):
         super().__init__()
         self.num_experts, self.top_k = num_experts, top_k
 
+    def selection_scores(self, probs: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor | None:
+        """What the top-k is taken over: the gate probabilities themselves (subclasses add incentives)."""
+        return None
+
     def forward(self, logits: torch.Tensor, z: torch.Tensor, w: torch.Tensor,
                 idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         probs = logits.softmax(dim=-1)
-        gates, top, idx = topk_gates(probs, self.top_k)
-        dispatch = _dispatch(idx, self.num_experts)
-        return dict(gate_scores=probs, top_k_scores=top, top_k_indices=idx, gates=gates, dispatch=dispatch,
+        select_by = self.selection_scores(probs.detach(), idx)
+        gates, top, chosen = topk_gates(probs, self.top_k, select_by=select_by)
+        dispatch = _dispatch(chosen, self.num_experts)
+        return dict(gate_scores=probs, top_k_scores=top, top_k_indices=chosen, gates=gates, dispatch=dispatch,
                     load_balance_loss=switch_load_balance(probs, dispatch, w))
 
 
@@ -157,7 +162,7 @@ class ExpertChoiceRouter(nn.Module):
                     load_balance_loss=switch_load_balance(probs, dispatch, w), chosen=chosen)
 
 
-class ReputationRouter(nn.Module):
+class ReputationRouter(TopKRouter):
     """Reputation-based dynamic expert selection with adaptive incentives (SPEC §5).
 
     score_i(x, t) = g_i(x) + β·R_i(t) − γ·L_i(t) + bonus_i(t), with g = softmax gate probabilities.
@@ -175,8 +180,7 @@ class ReputationRouter(nn.Module):
     def __init__(self, num_experts: int, top_k: int, replicas: int, reputation_beta: float = 0.5,
                  reputation_gamma: float = 0.5, reputation_ema: float = 0.9, reputation_decay: float = 0.99,
                  exploration_bonus: float = 0.1, exploration_decay: float = 0.98, **_: object) -> None:
-        super().__init__()
-        self.num_experts, self.top_k = num_experts, top_k
+        super().__init__(num_experts, top_k)
         self.beta, self.gamma, self.ema = reputation_beta, reputation_gamma, reputation_ema
         self.decay, self.bonus0, self.bonus_decay = reputation_decay, exploration_bonus, exploration_decay
         self.register_buffer("reputation", torch.zeros(replicas, num_experts))
@@ -199,13 +203,8 @@ class ReputationRouter(nn.Module):
                + self.bonus(idx))
         return probs + adj.unsqueeze(1)
 
-    def forward(self, logits: torch.Tensor, z: torch.Tensor, w: torch.Tensor,
-                idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        probs = logits.softmax(dim=-1)
-        gates, top, idx = topk_gates(probs, self.top_k, select_by=self.scores(probs.detach(), idx))
-        dispatch = _dispatch(idx, self.num_experts)
-        return dict(gate_scores=probs, top_k_scores=top, top_k_indices=idx, gates=gates, dispatch=dispatch,
-                    load_balance_loss=switch_load_balance(probs, dispatch, w))
+    def selection_scores(self, probs: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        return self.scores(probs, idx)
 
     @torch.no_grad()
     def update_state(self, dispatch: torch.Tensor, expert_outputs: torch.Tensor, target: torch.Tensor,
@@ -235,7 +234,7 @@ class ReputationRouter(nn.Module):
         self.steps[idx] = self.steps[idx] + 1
 
 
-class AuxFreeBiasRouter(nn.Module):
+class AuxFreeBiasRouter(TopKRouter):
     """Auxiliary-loss-free load balancing (Wang et al. 2024, DeepSeek-V3), the closest relative of ``reputation``.
 
     A per-expert bias b_i, updated outside the gradient after each training step by
@@ -246,18 +245,14 @@ class AuxFreeBiasRouter(nn.Module):
 
     def __init__(self, num_experts: int, top_k: int, replicas: int, bias_update_rate: float = 1e-3,
                  **_: object) -> None:
-        super().__init__()
-        self.num_experts, self.top_k, self.rate = num_experts, top_k, bias_update_rate
+        super().__init__(num_experts, top_k)
+        self.rate = bias_update_rate
         self.register_buffer("bias", torch.zeros(replicas, num_experts))
 
-    def forward(self, logits: torch.Tensor, z: torch.Tensor, w: torch.Tensor,
-                idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        probs = logits.softmax(dim=-1)
+    def selection_scores(self, probs: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Gate probabilities plus the per-expert bias (selection only; mixing uses the probabilities)."""
         bias = self.bias if idx is None else self.bias[idx]
-        gates, top, sel = topk_gates(probs, self.top_k, select_by=probs.detach() + bias.unsqueeze(1))
-        dispatch = _dispatch(sel, self.num_experts)
-        return dict(gate_scores=probs, top_k_scores=top, top_k_indices=sel, gates=gates, dispatch=dispatch,
-                    load_balance_loss=switch_load_balance(probs, dispatch, w))
+        return probs + bias.unsqueeze(1)
 
     @torch.no_grad()
     def update_state(self, dispatch: torch.Tensor, expert_outputs: torch.Tensor, target: torch.Tensor,

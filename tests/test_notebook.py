@@ -66,7 +66,8 @@ def test_notebook_is_generated_from_the_script():
         assert f"\n{knob} = " in "\n" + tagged[0].source, knob
 
 
-def test_parameter_defaults_match_the_module():
+def test_parameter_defaults_defer_to_the_module():
+    """Knob parameters default to None, so values edited in moe_booststrap.py are what the notebook runs."""
     import moe_booststrap as mb
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -74,7 +75,21 @@ def test_parameter_defaults_match_the_module():
     exec(next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source, {}, values)
     assert set(values) == set(report.NOTEBOOK_PARAMETERS)  # every parameter reaches the manifest and module
     for knob in report.MODULE_KNOBS:
-        assert values[knob] == getattr(mb, knob), knob
+        assert values[knob] is None, knob
+        assert hasattr(mb, knob), knob
+
+
+def test_none_parameters_keep_edited_module_knobs(monkeypatch):
+    import moe_booststrap as mb
+
+    for knob in (*report.QUICK_CAPS, "HOLDOUT_WORD", "HOLDOUT_DATE"):  # restored after the test
+        monkeypatch.setattr(mb, knob, getattr(mb, knob))
+    monkeypatch.setattr(mb, "NUM_EXPERTS", 3)
+    monkeypatch.setattr(mb, "TOP_K", 2)
+    monkeypatch.setattr(mb, "MAX_EPOCHS", 600)
+    applied = report.apply_parameters(mb, {k: None for k in report.MODULE_KNOBS}, quick=True)
+    assert (mb.NUM_EXPERTS, mb.TOP_K) == (3, 2) and "NUM_EXPERTS" not in applied
+    assert mb.MAX_EPOCHS == report.QUICK_CAPS["MAX_EPOCHS"]  # QUICK caps the module's own value too
 
 
 def test_quick_run_writes_every_spec_file(three_expert_run):

@@ -54,23 +54,25 @@ parameters("""
 QUICK = False                   # small run for tests: epochs, replicas, grid and peers capped
 RUN_GRID_SEARCH = False         # True: the full §6 grid (slow); False: a real two-configuration grid
 OUTPUT_DIR = "moe_bootstrap_output"
-NUM_EXPERTS = 2
-TOP_K = 1
-HIDDEN_SIZE = 64
-AUX_LOSS_WEIGHT = 1e-3
-EXPERT_DIVERSITY_COEF = 5e-4
-EXPERT_OUTPUT_DIVERSITY_COEF = 0.1
-EXPERT_JS_DIVERGENCE_COEF = 0.05
-ROUTER = "topk"                 # topk | noisy_topk | expert_choice | reputation
-LR = 1e-2
-WD = 1e-3
-MAX_EPOCHS = 600
-PATIENCE = 60
-SEED = 0
-BOOTSTRAP_B = 200
-BOOTSTRAP_CI = 0.95
-HOLDOUT_WORD = "eerie"
-HOLDOUT_DATE = "2023-03-01"
+# The knobs below default to None: None keeps the value in moe_booststrap.py (edit it there, or set it here
+# or with papermill -p). Valid values are the module's: see its comments and the README.
+NUM_EXPERTS = None
+TOP_K = None
+HIDDEN_SIZE = None
+AUX_LOSS_WEIGHT = None
+EXPERT_DIVERSITY_COEF = None
+EXPERT_OUTPUT_DIVERSITY_COEF = None
+EXPERT_JS_DIVERGENCE_COEF = None
+ROUTER = None                   # topk | noisy_topk | expert_choice | reputation | aux_free_bias
+LR = None
+WD = None
+MAX_EPOCHS = None
+PATIENCE = None
+SEED = None
+BOOTSTRAP_B = None
+BOOTSTRAP_CI = None
+HOLDOUT_WORD = None             # module default: "eerie"
+HOLDOUT_DATE = None             # module default: "2023-03-01"
 FAIL_AT_SECTION = None          # test hook: name of a section that should fail
 """)
 
@@ -107,13 +109,13 @@ torch.set_num_threads(1)  # the model is tiny and full-batch: one thread is fast
 PARAMS = {name: globals()[name] for name in report.NOTEBOOK_PARAMETERS if name in globals()}
 OUT = Path(OUTPUT_DIR) if Path(OUTPUT_DIR).is_absolute() else ROOT / OUTPUT_DIR
 OUT.mkdir(parents=True, exist_ok=True)
-run = RunManifest(OUT, parameters=PARAMS, seed=SEED, fail_at=FAIL_AT_SECTION)
+run = RunManifest(OUT, parameters=PARAMS, seed=mb.SEED if SEED is None else SEED, fail_at=FAIL_AT_SECTION)
 with run.section("parameters"):
     applied = report.apply_parameters(mb, PARAMS, quick=QUICK)
     CFG = mb.config()
     run.note("applied_to_module", applied)
     run.note("config", CFG.to_dict())
-HOLDOUT_WORD = mb.HOLDOUT_WORD
+SEED, HOLDOUT_WORD, HOLDOUT_DATE = mb.SEED, mb.HOLDOUT_WORD, mb.HOLDOUT_DATE  # the values in force
 analysis.apply_style()
 pd.set_option("display.precision", 4)
 print(f"output folder: {OUT}")

@@ -50,18 +50,19 @@ def expected_outputs(holdout_word: str) -> list[str]:
 # Parameters
 # --------------------------------------------------------------------------------------------
 def apply_parameters(module: Any, params: Mapping[str, Any], quick: bool = False) -> dict[str, Any]:
-    """Set the §6 knobs in ``params`` on the module (QUICK caps applied), validate them, return what was set.
+    """Set the §6 knobs in ``params`` that are not None on the module (QUICK caps applied), validate, return them.
 
     Raises ConfigError naming the knob before any training (TOP_K > NUM_EXPERTS, negative coefficient,
     unknown router, ...), and ValueError for a malformed HOLDOUT_WORD / HOLDOUT_DATE.
     """
     from wordle_moe.config import ConfigError
 
-    applied = {k: params[k] for k in MODULE_KNOBS if k in params}
+    applied = {k: params[k] for k in MODULE_KNOBS if params.get(k) is not None}  # None: keep the module's value
     if quick:
         for knob, cap in QUICK_CAPS.items():
-            if knob in applied and isinstance(applied[knob], (int, float)):
-                applied[knob] = min(applied[knob], cap)
+            value = applied.get(knob, getattr(module, knob, None))
+            if isinstance(value, (int, float)):
+                applied[knob] = min(value, cap)
     word = str(applied.get("HOLDOUT_WORD", getattr(module, "HOLDOUT_WORD", "eerie"))).strip().lower()
     if len(word) != 5 or not word.isalpha():
         raise ConfigError(f"HOLDOUT_WORD={word!r} is invalid: must be a five-letter word")

@@ -10,10 +10,7 @@ of the same shape (359 × 40), and says which.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +19,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from wordle_moe.bootstrap import fit_bootstrap  # noqa: E402
+from benchmarks.common import machine_info, publish, timed  # noqa: E402
+from wordle_moe.bootstrap import fit_bootstrap, oob_weights, resample_counts  # noqa: E402
 from wordle_moe.config import MoEConfig  # noqa: E402
-from wordle_moe.io import write_json  # noqa: E402
-from wordle_moe.bootstrap import _oob_weights, resample_counts  # noqa: E402
 from wordle_moe.training import fit_replicas, train_moe  # noqa: E402
 
 
@@ -36,12 +32,14 @@ def per_epoch_ms(X: np.ndarray, P: np.ndarray, cfg: MoEConfig, R: int, epochs: i
     """
     counts = resample_counts(len(X), R, 0)
     run_cfg = cfg.replace(max_epochs=epochs, patience=10 * epochs)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fit_replicas(X, P, X, P, run_cfg, train_weight=counts, val_weight=_oob_weights(counts))
-        best = min(best, time.perf_counter() - t)
+    best = min(timed(lambda: fit_replicas(X, P, X, P, run_cfg, train_weight=counts,
+                                          val_weight=oob_weights(counts)))[1] for _ in range(repeats))
     return 1000 * best / epochs
+
+
+def min_median_max(values: np.ndarray) -> list[int]:
+    """Spread of the replicas' best epochs, as three integers."""
+    return [int(np.min(values)), int(np.median(values)), int(np.max(values))]
 
 
 def replica_epochs(best_epochs: np.ndarray, cfg: MoEConfig) -> int:
@@ -76,23 +74,15 @@ def main() -> dict:
     torch.set_num_threads(args.threads)
     X, P, source = load_data()
     cfg = MoEConfig()
-    load_before = os.getloadavg()
+    load_before = machine_info()["load_average"]
 
     n = len(X)
     perm = np.random.default_rng(0).permutation(n)
     va, tr = perm[: n // 5], perm[n // 5:]
-    t = time.perf_counter()
-    _, single_info = train_moe(X[tr], P[tr], X[va], P[va], config=cfg)
-    single = time.perf_counter() - t
-
-    t = time.perf_counter()
-    _, binfo = fit_bootstrap(X, P, config=cfg, B=args.B, seed=args.seed, batched=True)
-    batched = time.perf_counter() - t
-
+    (_, single_info), single = timed(lambda: train_moe(X[tr], P[tr], X[va], P[va], config=cfg))
+    (_, binfo), batched = timed(lambda: fit_bootstrap(X, P, config=cfg, B=args.B, seed=args.seed, batched=True))
     k = min(args.seq_replicas, args.B)
-    t = time.perf_counter()
-    _, sinfo = fit_bootstrap(X, P, config=cfg, B=k, seed=args.seed, batched=False)
-    seq_subset = time.perf_counter() - t
+    (_, sinfo), seq_subset = timed(lambda: fit_bootstrap(X, P, config=cfg, B=k, seed=args.seed, batched=False))
     sequential = seq_subset * args.B / k
     # The first k replicas may train more or fewer epochs than average: also scale by replica-epochs.
     seq_epochs, batched_epochs = replica_epochs(sinfo["best_epochs"], cfg), replica_epochs(binfo["best_epochs"], cfg)
@@ -118,12 +108,8 @@ def main() -> dict:
         "speedup_epoch_scaled": round(sequential_epoch_scaled / batched, 2),
         "single_train_moe_seconds": round(single, 2),
         "single_train_moe_epochs": int(single_info["epochs_run"]),
-        "batched_best_epochs_min_median_max": [int(np.min(binfo["best_epochs"])),
-                                               int(np.median(binfo["best_epochs"])),
-                                               int(np.max(binfo["best_epochs"]))],
-        "sequential_best_epochs_min_median_max": [int(np.min(sinfo["best_epochs"])),
-                                                  int(np.median(sinfo["best_epochs"])),
-                                                  int(np.max(sinfo["best_epochs"]))],
+        "batched_best_epochs_min_median_max": min_median_max(binfo["best_epochs"]),
+        "sequential_best_epochs_min_median_max": min_median_max(sinfo["best_epochs"]),
         "per_epoch_ms_R1": round(ms_r1, 3),
         f"per_epoch_ms_R{args.B}": round(ms_rb, 2),
         "per_replica_epoch_ms_batched": round(ms_rb / args.B, 3),
@@ -134,18 +120,10 @@ def main() -> dict:
         "equivalence_note": ("with dropout 0.1 the two paths draw different dropout masks, so replicas are "
                              "statistically, not numerically, equal; tests/test_bootstrap.py checks numerical "
                              "equality replica by replica with dropout 0"),
-        "torch_threads": args.threads,
-        "cpu_count": os.cpu_count(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        "load_average_before": load_before,
         "aims": "batched >= 15x faster than sequential; B=200 batched < 20 s on 2 cores",
     }
-    for key, value in result.items():
-        print(f"{key:>48}: {value}")
-    write_json(result, ROOT / "benchmarks" / "results" / "bootstrap.json")
-    return result
+    return publish("bootstrap", {**result, **machine_info()})
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,16 +14,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+from benchmarks.common import machine_info, publish, timed  # noqa: E402
 from wordle_moe import embeddings, feedback, features, solvers  # noqa: E402
-from wordle_moe.io import write_json  # noqa: E402
 from wordle_moe.wordlists import load_answers  # noqa: E402
-
-
-def timed(fn):
-    """(result, seconds) of one call."""
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
 
 
 def main() -> dict:
@@ -35,7 +27,7 @@ def main() -> dict:
         torch.set_num_threads(1)
     except ImportError:
         pass
-    res: dict = {"cpu_count": os.cpu_count(), "note": "2-core machine shared with other jobs; one measurement each"}
+    res: dict = {"note": "one measurement each"}
     table, res["feedback_table_scratch_s"] = timed(feedback.build_feedback_table)
     cached = feedback.feedback_table()  # ensure the cache file exists
     assert (cached == table).all()
@@ -66,10 +58,7 @@ def main() -> dict:
     _, res["build_features_one_unplayed_word_s"] = timed(lambda: features.build_features(["xylyl"]))
     res["aims"] = {"feedback_table_scratch_s": 10, "build_features_all_answers_s": 60}
     res = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()}
-    for k, v in res.items():
-        print(f"{k:40s} {v}")
-    write_json(res, ROOT / "benchmarks" / "results" / "features.json")
-    return res
+    return publish("features", {**res, **machine_info()})
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ def resample_counts(n: int, B: int, seed: int) -> np.ndarray:
     return np.stack([np.random.default_rng(seed + r).multinomial(n, np.full(n, 1.0 / n)) for r in range(B)])
 
 
-def _oob_weights(counts: np.ndarray) -> np.ndarray:
+def oob_weights(counts: np.ndarray) -> np.ndarray:
     """Out-of-bag validation weights; a replica with no OOB row (tiny n) validates on all rows."""
     oob = (counts == 0).astype(float)
     oob[oob.sum(axis=1) == 0] = 1.0
@@ -46,7 +46,7 @@ def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None
     if sw.shape != (n,) or np.any(sw < 0):
         raise ValueError(f"sample_weight must be non-negative with shape ({n},)")
     counts = resample_counts(n, B, seed)
-    train_w, val_w = counts * sw, _oob_weights(counts) * sw
+    train_w, val_w = counts * sw, oob_weights(counts) * sw
     start = time.perf_counter()
     if batched:
         model, fit_info = fit_replicas(X, P, X, P, cfg.replace(seed=seed), train_weight=train_w, val_weight=val_w,

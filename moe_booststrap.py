@@ -95,17 +95,22 @@ def reload():
     return importlib.reload(sys.modules[__name__])
 
 
+def _config_and_rest(kwargs: dict[str, Any]) -> tuple[MoEConfig, dict[str, Any]]:
+    """Split keyword arguments into the validated config (knob overrides) and the remaining arguments."""
+    overrides = {k: v for k, v in kwargs.items() if k in MoEConfig.__dataclass_fields__}
+    return config(**overrides), {k: v for k, v in kwargs.items() if k not in overrides}
+
+
 def train_moe(X_train, P_train, X_val, P_val, **kwargs: Any):
     """Train one MoE with the current knobs (lower-case keyword arguments override them)."""
-    cfg_overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in MoEConfig.__dataclass_fields__}
-    return _train_moe(X_train, P_train, X_val, P_val, config=config(**cfg_overrides), **kwargs)
+    cfg, rest = _config_and_rest(kwargs)
+    return _train_moe(X_train, P_train, X_val, P_val, config=cfg, **rest)
 
 
 def bootstrap_predict(X_train, P_train, X_pred, B: int | None = None, **kwargs: Any):
     """Train BOOTSTRAP_B (or ``B``) replicas as one batched model; returns (P_boot (B, n, 7), info)."""
-    cfg_overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in MoEConfig.__dataclass_fields__}
-    cfg = config(**cfg_overrides)
-    return _bootstrap_predict(X_train, P_train, X_pred, config=cfg, B=B or cfg.bootstrap_b, seed=cfg.seed, **kwargs)
+    cfg, rest = _config_and_rest(kwargs)
+    return _bootstrap_predict(X_train, P_train, X_pred, config=cfg, B=B or cfg.bootstrap_b, seed=cfg.seed, **rest)
 
 
 def bootstrap_summary(P_boot: np.ndarray, ci_level: float | None = None) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench clean notebook
 
 setup: $(STAMP)
 
@@ -34,6 +34,11 @@ bench: setup
 	$(PY) benchmarks/features.py
 	$(PY) benchmarks/bootstrap.py --seq-replicas 200 --threads 2
 	$(PY) benchmarks/accuracy.py --grid
+
+# The notebook is kept as a jupytext pair: moe_with_bootstrap.py (percent format, diff-friendly) and the .ipynb.
+# JupyterLab (with jupytext installed in .venv) saves both; after editing either file by hand, sync them:
+notebook: setup
+	$(PY) -m jupytext --sync moe_with_bootstrap.ipynb
 
 clean:
 	rm -rf $(OUTPUT_DIR) .pytest_cache

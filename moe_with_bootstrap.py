@@ -1,56 +1,37 @@
-"""Generate moe_with_bootstrap.ipynb from the cells below (run: .venv/bin/python tools/make_notebook.py).
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-The notebook is built from this script so its content stays reviewable in diffs; cells are thin and
-call functions of moe_booststrap, wordle_moe and analysis. Section names in ``run.section(...)`` are the
-names recorded in run_manifest.json (and accepted by the FAIL_AT_SECTION test hook).
-"""
-from __future__ import annotations
+# %% [markdown]
+# # Wordle MoE workbench
+#
+# A mixture-of-experts (MoE) model predicts, for a Wordle answer word, the share of players who solve it in
+# 1, 2, …, 6 tries or fail (X). Trained many times on bootstrap resamples it gives that prediction with an
+# interval, and the analysis at the end shows which words each expert owns and how the experts differ.
+#
+# Run it top to bottom. In batch: `papermill moe_with_bootstrap.ipynb out.ipynb -p OUTPUT_DIR moe_bootstrap_output`
+# (any parameter of the next cell can be set with `-p`). `QUICK=True` makes a small run (few epochs, few replicas)
+# for tests. Every file is written to `OUTPUT_DIR` at a fixed name; the last cell lists them.
 
-import sys
-from pathlib import Path
+# %% [markdown]
+# ## 1. Parameters
+#
+# The knobs of `moe_booststrap.py` (SPEC §6) plus the notebook's switches. Papermill replaces this cell's values.
+# `FAIL_AT_SECTION` is a test hook: naming a section (e.g. `"grid_search"`) makes it fail on purpose, to check that
+# a crash leaves the earlier outputs intact.
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-ROOT = Path(__file__).resolve().parent.parent
-TARGET = ROOT / "moe_with_bootstrap.ipynb"
-
-CELLS: list[tuple[str, str]] = []
-
-
-def md(text: str) -> None:
-    CELLS.append(("md", text.strip("\n")))
-
-
-def code(text: str) -> None:
-    CELLS.append(("code", text.strip("\n")))
-
-
-def parameters(text: str) -> None:
-    CELLS.append(("parameters", text.strip("\n")))
-
-
-md("""
-# Wordle MoE workbench
-
-A mixture-of-experts (MoE) model predicts, for a Wordle answer word, the share of players who solve it in
-1, 2, …, 6 tries or fail (X). Trained many times on bootstrap resamples it gives that prediction with an
-interval, and the analysis at the end shows which words each expert owns and how the experts differ.
-
-Run it top to bottom. In batch: `papermill moe_with_bootstrap.ipynb out.ipynb -p OUTPUT_DIR moe_bootstrap_output`
-(any parameter of the next cell can be set with `-p`). `QUICK=True` makes a small run (few epochs, few replicas)
-for tests. Every file is written to `OUTPUT_DIR` at a fixed name; the last cell lists them.
-""")
-
-md("""
-## 1. Parameters
-
-The knobs of `moe_booststrap.py` (SPEC §6) plus the notebook's switches. Papermill replaces this cell's values.
-`FAIL_AT_SECTION` is a test hook: naming a section (e.g. `"grid_search"`) makes it fail on purpose, to check that
-a crash leaves the earlier outputs intact.
-""")
-
-parameters("""
+# %% tags=["parameters"]
 QUICK = False                   # small run for tests: epochs, replicas, grid and peers capped
 RUN_GRID_SEARCH = False         # True: the full §6 grid (slow); False: a real two-configuration grid
 OUTPUT_DIR = "moe_bootstrap_output"
@@ -74,16 +55,14 @@ BOOTSTRAP_CI = None
 HOLDOUT_WORD = None             # module default: "eerie"
 HOLDOUT_DATE = None             # module default: "2023-03-01"
 FAIL_AT_SECTION = None          # test hook: name of a section that should fail
-""")
 
-md("""
-The next cell applies the parameters to the module (`moe_booststrap.NUM_EXPERTS = ...`), validates them —
-an invalid value (TOP_K > NUM_EXPERTS, a negative coefficient, an unknown router) stops here, before any
-training, with the knob's name — and starts `run_manifest.json` (parameters, data hashes, package versions,
-seed, and the time of every section, rewritten after each section).
-""")
+# %% [markdown]
+# The next cell applies the parameters to the module (`moe_booststrap.NUM_EXPERTS = ...`), validates them —
+# an invalid value (TOP_K > NUM_EXPERTS, a negative coefficient, an unknown router) stops here, before any
+# training, with the knob's name — and starts `run_manifest.json` (parameters, data hashes, package versions,
+# seed, and the time of every section, rewritten after each section).
 
-code("""
+# %%
 import sys
 import warnings
 from pathlib import Path
@@ -120,16 +99,14 @@ analysis.apply_style()
 pd.set_option("display.precision", 4)
 print(f"output folder: {OUT}")
 print("applied to moe_booststrap:", applied)
-""")
 
-md("""
-## 2. Data and cleaning log
+# %% [markdown]
+# ## 2. Data and cleaning log
+#
+# The 2023 MCM Problem C table (359 days) is loaded and cleaned by explicit rules; every fix is one row of
+# `data_cleaning_log.csv` (contest, column, old value, new value, rule). Targets are normalised to sum 1.
 
-The 2023 MCM Problem C table (359 days) is loaded and cleaned by explicit rules; every fix is one row of
-`data_cleaning_log.csv` (contest, column, old value, new value, rule). Targets are normalised to sum 1.
-""")
-
-code("""
+# %%
 with run.section("data"):
     data = mb.load_dataset()
     for path in (paths.RAW_DATA, paths.ANSWERS, paths.ALLOWED, paths.FEATURES_CSV):
@@ -140,16 +117,14 @@ print(f"{len(data.frame)} observed days, {data.frame['date'].min().date()} .. {d
       f"{len(clean_log)} logged fixes")
 display(clean_log.groupby("rule").size().rename("rows").to_frame())
 display(clean_log.head(12))
-""")
 
-md("""
-## 3. Features
+# %% [markdown]
+# ## 3. Features
+#
+# Every feature is computed from the word (and its date) and the word lists — never from the results. The six
+# key features of the analysis are summarised below, with the holdout word's row.
 
-Every feature is computed from the word (and its date) and the word lists — never from the results. The six
-key features of the analysis are summarised below, with the holdout word's row.
-""")
-
-code("""
+# %%
 with run.section("features"):
     X, P, WORDS = data.X, data.P, np.asarray(data.words)
     holdout_features = mb.build_features([HOLDOUT_WORD], [HOLDOUT_DATE])
@@ -158,17 +133,15 @@ with run.section("features"):
 print(f"{X.shape[1]} model inputs for {X.shape[0]} words")
 display(data.features[mb.KEY_FEATURES].describe().T)
 display(holdout_features[["word", *mb.KEY_FEATURES]])
-""")
 
-md("""
-## 4. Train the MoE
+# %% [markdown]
+# ## 4. Train the MoE
+#
+# Protocol B split: words played before 2022-10-01 train the model (a seeded 20% of them decide early
+# stopping), later words test it. The loss log has one row per epoch (main loss, load balance, the three
+# diversity terms, validation loss and each expert's mean routing probability).
 
-Protocol B split: words played before 2022-10-01 train the model (a seeded 20% of them decide early
-stopping), later words test it. The loss log has one row per epoch (main loss, load balance, the three
-diversity terms, validation loss and each expert's mean routing probability).
-""")
-
-code("""
+# %%
 with run.section("training"):
     split = report.forecast_split(data.dates, seed=SEED, val_fraction=CFG.val_fraction)
     tr, va, te = split["train"], split["val"], split["test"]
@@ -185,47 +158,41 @@ print(f"train {len(tr)}, validation {len(va)}, test {len(te)} words; best epoch 
       f"of {len(info['history'])} ({info['seconds']:.1f} s)")
 display(pd.Series(test_metrics, name="test (words from 2022-10-01)").to_frame())
 display(Image(OUT / "moe_training_history.png"))
-""")
 
-md("""
-Left: the losses fall and the validation loss flattens where early stopping restored the best weights (dotted
-line). Middle: the auxiliary terms (before their coefficients). Right: each expert's mean routing probability;
-an expert whose share drifts towards 0 is being starved by the router.
-`moe_softmax_pred_output.csv` holds the single model's predictions on the test words next to the observed shares.
-""")
+# %% [markdown]
+# Left: the losses fall and the validation loss flattens where early stopping restored the best weights (dotted
+# line). Middle: the auxiliary terms (before their coefficients). Right: each expert's mean routing probability;
+# an expert whose share drifts towards 0 is being starved by the router.
+# `moe_softmax_pred_output.csv` holds the single model's predictions on the test words next to the observed shares.
 
-md("""
-## 5. Evaluation against peer models
+# %% [markdown]
+# ## 5. Evaluation against peer models
+#
+# Every model is fitted on the same folds and scored per word (MAE in percentage points, RPS, JS, KL,
+# |Δ expected tries|), averaged. Peers: the mean training distribution, softmax regression on soft labels,
+# random forest, gradient boosting, a single MLP-softmax. A full run uses protocol A (5-fold CV × 3) and
+# protocol B (forecasting); QUICK uses protocol B and the two cheapest peers only.
 
-Every model is fitted on the same folds and scored per word (MAE in percentage points, RPS, JS, KL,
-|Δ expected tries|), averaged. Peers: the mean training distribution, softmax regression on soft labels,
-random forest, gradient boosting, a single MLP-softmax. A full run uses protocol A (5-fold CV × 3) and
-protocol B (forecasting); QUICK uses protocol B and the two cheapest peers only.
-""")
-
-code("""
+# %%
 with run.section("evaluation"):
     comparison = report.compare_with_peers(X, P, data.dates, CFG, quick=QUICK, seed=SEED)
     report.write_table(comparison, OUT, "model_comparison.csv")
 show = [c for c in comparison.columns if c in ("protocol", "model", "mode", "n_folds") or c.endswith("_mean")]
 display(comparison[show])
-""")
 
-md("""
-Lower is better for every metric; within each protocol the best RPS comes first. A model that cannot beat
-`mean_distribution` has learned nothing about words.
-""")
+# %% [markdown]
+# Lower is better for every metric; within each protocol the best RPS comes first. A model that cannot beat
+# `mean_distribution` has learned nothing about words.
 
-md("""
-## 6. Bootstrap uncertainty and the holdout word
+# %% [markdown]
+# ## 6. Bootstrap uncertainty and the holdout word
+#
+# `BOOTSTRAP_B` replicas, each trained on a resample of all observed words, predict every word and the holdout
+# word (by default EERIE on 2023-03-01). `moe_bootstrap_pred_summary.csv` has mean, std and the
+# `BOOTSTRAP_CI` percentile interval per word and bucket (in-sample for the observed words; the honest
+# out-of-sample coverage is in the evaluation above).
 
-`BOOTSTRAP_B` replicas, each trained on a resample of all observed words, predict every word and the holdout
-word (by default EERIE on 2023-03-01). `moe_bootstrap_pred_summary.csv` has mean, std and the
-`BOOTSTRAP_CI` percentile interval per word and bucket (in-sample for the observed words; the honest
-out-of-sample coverage is in the evaluation above).
-""")
-
-code("""
+# %%
 with run.section("bootstrap"):
     P_boot, boot_info = mb.bootstrap_predict(X, P, np.vstack([X, X_holdout]), n_reported=data.n_reported)
     summary = mb.bootstrap_summary(P_boot)
@@ -245,23 +212,20 @@ with run.section("bootstrap"):
 display(holdout[["bucket_label", "mean_pct", "low_pct", "high_pct"]])
 display(Image(OUT / names["bar"]))
 display(Image(OUT / names["violin"]))
-""")
 
-md("""
-The bars are the bootstrap mean share of players per bucket, the error bars the percentile interval; the violins
-show the spread of the replicas. Wide intervals mean the training words disagree about words like this one.
-""")
+# %% [markdown]
+# The bars are the bootstrap mean share of players per bucket, the error bars the percentile interval; the violins
+# show the spread of the replicas. Wide intervals mean the training words disagree about words like this one.
 
-md("""
-## 7. Grid search
+# %% [markdown]
+# ## 7. Grid search
+#
+# `RUN_GRID_SEARCH=True` scores the full §6 grid (NUM_EXPERTS × TOP_K × HIDDEN_SIZE × aux × diversity
+# coefficients) by cross-validation — slow. Otherwise a real two-configuration grid around the current knobs is
+# scored, so `grid_search_results.csv` always holds measured numbers (its `mode` column says which).
+# Selection rule: within one standard error of the best RPS, the most differentiated experts win.
 
-`RUN_GRID_SEARCH=True` scores the full §6 grid (NUM_EXPERTS × TOP_K × HIDDEN_SIZE × aux × diversity
-coefficients) by cross-validation — slow. Otherwise a real two-configuration grid around the current knobs is
-scored, so `grid_search_results.csv` always holds measured numbers (its `mode` column says which).
-Selection rule: within one standard error of the best RPS, the most differentiated experts win.
-""")
-
-code("""
+# %%
 with run.section("grid_search"):
     grid = report.grid_for_run(mb, full=RUN_GRID_SEARCH)
     grid_results = search.grid_search(X, P, grid, base_config=CFG, cv=2 if QUICK else 3,
@@ -272,39 +236,35 @@ with run.section("grid_search"):
     run.note("grid_search", {"grid": grid, "seconds": grid_results["seconds"].tolist(),
                              "selected": search.select_configuration(grid_results)})
 display(grid_results.drop(columns=["seconds"]))
-""")
 
-md("""
-## 8. Router comparison
+# %% [markdown]
+# ## 8. Router comparison
+#
+# The four routers (Top-K, noisy Top-K, expert choice, reputation-based selection) at the current NUM_EXPERTS
+# and TOP_K, scored the same way: accuracy (RPS, MAE), load balance (`load_cv`, usage entropy) and how different
+# the experts are (JS divergence and rank distance between their mean outputs).
 
-The four routers (Top-K, noisy Top-K, expert choice, reputation-based selection) at the current NUM_EXPERTS
-and TOP_K, scored the same way: accuracy (RPS, MAE), load balance (`load_cv`, usage entropy) and how different
-the experts are (JS divergence and rank distance between their mean outputs).
-""")
-
-code("""
+# %%
 with run.section("router_comparison"):
     routers = search.compare_routers(X, P, grid={"num_experts": [CFG.num_experts], "top_k": [CFG.top_k]},
                                      base_config=CFG, cv=2 if QUICK else 3, n_jobs=1 if QUICK else 2,
                                      seed=SEED, n_reported=data.n_reported, progress=False)
     report.write_table(routers, OUT, "router_comparison.csv")
 display(routers)
-""")
 
-md("""
-## 9. Expert-grouping analysis
+# %% [markdown]
+# ## 9. Expert-grouping analysis
+#
+# All observed words are passed through the single model of section 4 and its routing is read out
+# (`intermediates`: the full softmax gate, the Top-K gates, every expert's output and the mixture).
+#
+# ### 9.1 Top-K assignment
+#
+# Each word's weights are the sparse Top-K gates the model actually mixes with; its primary expert is the largest.
+# With `TOP_K < NUM_EXPERTS`, the experts outside a word's Top-K get weight exactly 0 for that word — with
+# NUM_EXPERTS=3, TOP_K=2 every word has one zero column — and an expert that is never ranked first owns no word.
 
-All observed words are passed through the single model of section 4 and its routing is read out
-(`intermediates`: the full softmax gate, the Top-K gates, every expert's output and the mixture).
-
-### 9.1 Top-K assignment
-
-Each word's weights are the sparse Top-K gates the model actually mixes with; its primary expert is the largest.
-With `TOP_K < NUM_EXPERTS`, the experts outside a word's Top-K get weight exactly 0 for that word — with
-NUM_EXPERTS=3, TOP_K=2 every word has one zero column — and an expert that is never ranked first owns no word.
-""")
-
-code("""
+# %%
 with run.section("analysis_assignment"):
     inter = mb.intermediates(model, X)
     topk_table = analysis.topk_assignment(WORDS, inter)
@@ -313,23 +273,21 @@ weight_cols = [c for c in topk_table.columns if c.endswith("_weight")]
 print("words owned under Top-K:", analysis.ownership_counts(topk_table).to_dict())
 print("zero-weight experts per word:", (topk_table[weight_cols] == 0).sum(axis=1).value_counts().to_dict())
 display(topk_table.head())
-""")
 
-md("""
-### 9.2 Diagnosis: why an expert goes unused
+# %% [markdown]
+# ### 9.2 Diagnosis: why an expert goes unused
+#
+# Per expert: how often the softmax ranks it 1st, 2nd, 3rd…, its mean gate mass before Top-K (softmax) and after
+# (sparse gates), on how many words it gets any weight, and how many words it owns. Note that the argmax of the
+# softmax is always the argmax of the Top-K gates (renormalising keeps the order), so "use the softmax argmax"
+# cannot revive an expert that is never first.
+#
+# Below the model's own table, the effect is reproduced twice: a real model with NUM_EXPERTS=3, TOP_K=2 trained on
+# the same split (unless the run already uses that setting) — its third-ranked expert gets weight 0 on every word —
+# and a constructed gate that ranks expert 2 last for every word: expert 2 then gets weight 0 everywhere and owns
+# nothing under Top-K.
 
-Per expert: how often the softmax ranks it 1st, 2nd, 3rd…, its mean gate mass before Top-K (softmax) and after
-(sparse gates), on how many words it gets any weight, and how many words it owns. Note that the argmax of the
-softmax is always the argmax of the Top-K gates (renormalising keeps the order), so "use the softmax argmax"
-cannot revive an expert that is never first.
-
-Below the model's own table, the effect is reproduced twice: a real model with NUM_EXPERTS=3, TOP_K=2 trained on
-the same split (unless the run already uses that setting) — its third-ranked expert gets weight 0 on every word —
-and a constructed gate that ranks expert 2 last for every word: expert 2 then gets weight 0 everywhere and owns
-nothing under Top-K.
-""")
-
-code("""
+# %%
 with run.section("analysis_diagnosis"):
     diagnosis = analysis.diagnose_expert_usage(inter)
     if (CFG.num_experts, CFG.top_k) == (3, 2):
@@ -345,42 +303,38 @@ with run.section("analysis_diagnosis"):
 print(analysis.explain_expert_usage(diagnosis, CFG.top_k))
 display(diagnosis)
 zero_cols = (analysis.topk_assignment(WORDS, inter_32).filter(like="_weight") == 0).sum(axis=1)
-print(f"\\nNUM_EXPERTS=3, TOP_K=2 model: {int((zero_cols == 1).sum())} of {len(zero_cols)} words give exactly one "
+print(f"\nNUM_EXPERTS=3, TOP_K=2 model: {int((zero_cols == 1).sum())} of {len(zero_cols)} words give exactly one "
       "expert weight 0 (the third-ranked one).")
 print(analysis.explain_expert_usage(diagnosis_32, 2))
 display(diagnosis_32)
-print("\\nConstructed case (expert 2 always ranked last, 3 experts, Top-2):")
+print("\nConstructed case (expert 2 always ranked last, 3 experts, Top-2):")
 print(analysis.explain_expert_usage(demo_diagnosis, 2))
 display(demo_diagnosis)
-""")
 
-md("""
-### 9.3 The fix: softmax assignment
+# %% [markdown]
+# ### 9.3 The fix: softmax assignment
+#
+# Weights are now the full softmax probabilities (every expert, before Top-K). Ownership rule, chosen because
+# the plain argmax would repeat the Top-K result: each word goes to the expert with the highest **relative**
+# affinity `p_ie / mean_i p_ie` — the expert for which this word is most typical compared with that expert's
+# average share. If an expert still owned no word, it would take the words where its relative affinity is highest
+# (never emptying another expert). So every expert owns at least one word.
 
-Weights are now the full softmax probabilities (every expert, before Top-K). Ownership rule, chosen because
-the plain argmax would repeat the Top-K result: each word goes to the expert with the highest **relative**
-affinity `p_ie / mean_i p_ie` — the expert for which this word is most typical compared with that expert's
-average share. If an expert still owned no word, it would take the words where its relative affinity is highest
-(never emptying another expert). So every expert owns at least one word.
-""")
-
-code("""
+# %%
 with run.section("analysis_softmax"):
     softmax_table = analysis.softmax_assignment(WORDS, inter)
     report.write_assignment(softmax_table, OUT, "softmax")
 print("words owned under the softmax rule:", analysis.ownership_counts(softmax_table).to_dict())
 display(softmax_table.head())
-""")
 
-md("""
-### 9.4 Word clouds per expert
+# %% [markdown]
+# ### 9.4 Word clouds per expert
+#
+# Each panel shows the words an expert owns, each sized by its gate weight for that expert: first by the Top-K
+# gates (`expert_wordclouds.png`; an unused expert has an empty panel), then by the softmax rule
+# (`expert_wordclouds_fixed.png`). Without the optional `wordcloud` package, bar charts of the top words are drawn.
 
-Each panel shows the words an expert owns, each sized by its gate weight for that expert: first by the Top-K
-gates (`expert_wordclouds.png`; an unused expert has an empty panel), then by the softmax rule
-(`expert_wordclouds_fixed.png`). Without the optional `wordcloud` package, bar charts of the top words are drawn.
-""")
-
-code("""
+# %%
 with run.section("analysis_wordclouds"):
     report.write_figure(analysis.plot_expert_wordclouds(
         topk_table, title="Top-K assignment: words per expert, size = Top-K gate weight", seed=SEED),
@@ -390,18 +344,16 @@ with run.section("analysis_wordclouds"):
         OUT, "expert_wordclouds_fixed.png")
 display(Image(OUT / "expert_wordclouds.png"))
 display(Image(OUT / "expert_wordclouds_fixed.png"))
-""")
 
-md("""
-### 9.5 Feature statistics per expert
+# %% [markdown]
+# ### 9.5 Feature statistics per expert
+#
+# Mean, std, median, min and max of every feature (the six key features first) over the words each expert owns
+# under the softmax rule → `expert_feature_statistics_fixed.csv`. The figure shows the six key features per expert
+# under the Top-K assignment (`expert_feature_distributions.png`): look for an expert whose box sits apart — e.g.
+# rarer words (low Zipf-value) or words with many one-letter neighbours (hard to pin down in six tries).
 
-Mean, std, median, min and max of every feature (the six key features first) over the words each expert owns
-under the softmax rule → `expert_feature_statistics_fixed.csv`. The figure shows the six key features per expert
-under the Top-K assignment (`expert_feature_distributions.png`): look for an expert whose box sits apart — e.g.
-rarer words (low Zipf-value) or words with many one-letter neighbours (hard to pin down in six tries).
-""")
-
-code("""
+# %%
 with run.section("analysis_statistics"):
     feature_stats = analysis.expert_feature_statistics(softmax_table, data.features)
     report.write_table(feature_stats, OUT, "expert_feature_statistics_fixed.csv")
@@ -411,64 +363,56 @@ with run.section("analysis_statistics"):
 key = feature_stats[feature_stats["key_feature"]]
 display(key.pivot(index="feature", columns="expert", values="mean"))
 display(Image(OUT / "expert_feature_distributions.png"))
-""")
 
-md("""
-### 9.6 Prediction distributions per expert
+# %% [markdown]
+# ### 9.6 Prediction distributions per expert
+#
+# Left: the model's mean predicted distribution for the words each expert owns (softmax rule), with a 10–90% band.
+# Right: each expert's own output over all words — the expert's "personality": an expert peaking at 5 tries or
+# with a heavy X bucket is the one handling hard words.
 
-Left: the model's mean predicted distribution for the words each expert owns (softmax rule), with a 10–90% band.
-Right: each expert's own output over all words — the expert's "personality": an expert peaking at 5 tries or
-with a heavy X bucket is the one handling hard words.
-""")
-
-code("""
+# %%
 with run.section("analysis_predictions"):
     report.write_figure(analysis.plot_prediction_distributions(softmax_table, inter), OUT,
                         "expert_prediction_distributions_fixed.png")
 display(Image(OUT / "expert_prediction_distributions_fixed.png"))
-""")
 
-md("""
-### 9.7 Parallel coordinates of the experts
+# %% [markdown]
+# ### 9.7 Parallel coordinates of the experts
+#
+# At each bucket the experts are ranked by their mean predicted share (1 = largest). Crossing lines mean the
+# experts swap order between buckets — they predict different shapes, not just shifted levels. The heatmap is the
+# Euclidean distance between the experts' rank vectors (0 = same order everywhere; at most √(7·(E−1)²)); the bars
+# give each expert's rank stability (std of its rank over the buckets) and its average rank.
 
-At each bucket the experts are ranked by their mean predicted share (1 = largest). Crossing lines mean the
-experts swap order between buckets — they predict different shapes, not just shifted levels. The heatmap is the
-Euclidean distance between the experts' rank vectors (0 = same order everywhere; at most √(7·(E−1)²)); the bars
-give each expert's rank stability (std of its rank over the buckets) and its average rank.
-""")
-
-code("""
+# %%
 with run.section("analysis_ranks"):
     fig, rank_summary = analysis.plot_expert_parallel_coordinates(inter["expert_outputs"])
     report.write_figure(fig, OUT, "expert_parallel_coordinates.png")
     run.note("ranks", {k: rank_summary[k] for k in ("peak_positions", "avg_rank", "rank_stability", "rank_distances")})
 display(Image(OUT / "expert_parallel_coordinates.png"))
 print({k: np.round(rank_summary[k], 3).tolist() for k in ("peak_positions", "avg_rank", "rank_stability")})
-""")
 
-md("""
-### 9.8 Sample words: how the gates mix the experts
+# %% [markdown]
+# ### 9.8 Sample words: how the gates mix the experts
+#
+# For a few words (the word each expert is most sure about, and the most evenly split word): the observed
+# distribution (grey), every expert's output (dashed), the mixture the model predicts (black), and the gates
+# before and after Top-K.
 
-For a few words (the word each expert is most sure about, and the most evenly split word): the observed
-distribution (grey), every expert's output (dashed), the mixture the model predicts (black), and the gates
-before and after Top-K.
-""")
-
-code("""
+# %%
 with run.section("analysis_decomposition"):
     report.write_figure(analysis.plot_sample_expert_decomposition(WORDS, P, inter), OUT,
                         "expert_decomposition_samples.png")
 display(Image(OUT / "expert_decomposition_samples.png"))
-""")
 
-md("""
-## 10. Files written
+# %% [markdown]
+# ## 10. Files written
+#
+# Every file in the output folder; `spec_file` marks the fixed §9 names. `run_manifest.json` records the
+# parameters, data hashes, package versions and the time each section took.
 
-Every file in the output folder; `spec_file` marks the fixed §9 names. `run_manifest.json` records the
-parameters, data hashes, package versions and the time each section took.
-""")
-
-code("""
+# %%
 with run.section("outputs"):
     listing = report.list_outputs(OUT, HOLDOUT_WORD)
     run.add_outputs(listing.loc[listing["exists"], "file"])
@@ -477,33 +421,3 @@ missing = listing.loc[listing["spec_file"] & ~listing["exists"], "file"].tolist(
 print("missing §9 files:", missing or "none")
 print(pd.Series(run.timings, name="seconds").round(2).to_string())
 display(listing)
-""")
-
-
-def build() -> nbformat.NotebookNode:
-    """The notebook object built from CELLS."""
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    for i, (kind, text) in enumerate(CELLS):
-        if kind == "md":
-            cell = new_markdown_cell(text)
-        else:
-            cell = new_code_cell(text)
-            if kind == "parameters":
-                cell.metadata["tags"] = ["parameters"]
-        cell["id"] = f"cell-{i:02d}"  # stable ids: regenerating gives a byte-identical file
-        nb.cells.append(cell)
-    return nb
-
-
-def main() -> int:
-    nb = build()
-    nbformat.validate(nb)
-    TARGET.write_text(nbformat.writes(nb) + "\n")
-    print(f"wrote {TARGET.relative_to(ROOT)} ({len(nb.cells)} cells)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,24 +10,38 @@ export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: setup run test bench clean notebook
+.PHONY: setup run test lint bench clean notebook screenshot
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+EXECUTED := $(OUTPUT_DIR)/moe_with_bootstrap.executed.ipynb
+HTML := $(OUTPUT_DIR)/moe_with_bootstrap.html
+
+# The HTML report is written even when a cell fails, so the page shows how far the run got and the error.
 run: setup
 	@mkdir -p $(OUTPUT_DIR)
-	$(PY) -m papermill moe_with_bootstrap.ipynb $(OUTPUT_DIR)/moe_with_bootstrap.executed.ipynb \
-		-p OUTPUT_DIR $(OUTPUT_DIR) --cwd . --log-output
-	@echo "Outputs: $(OUTPUT_DIR)/  (executed notebook: $(OUTPUT_DIR)/moe_with_bootstrap.executed.ipynb)"
+	$(PY) -m papermill moe_with_bootstrap.ipynb $(EXECUTED) -p OUTPUT_DIR $(OUTPUT_DIR) --cwd . --log-output; \
+		status=$$?; $(PY) -m wordle_moe.html_report $(EXECUTED) $(HTML) || status=1; exit $$status
+	@echo "Outputs: $(OUTPUT_DIR)/  (report: $(HTML), executed notebook: $(EXECUTED))"
 
-test: setup
+# Look at the report as a reader would: headless Chromium (Debian package `chromium`) takes a screenshot.
+screenshot:
+	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+		--disable-component-update --disable-sync --user-data-dir=$$(mktemp -d) --window-size=1280,4000 \
+		--screenshot=$(OUTPUT_DIR)/moe_with_bootstrap.screenshot.png file://$(abspath $(HTML))
+
+lint: setup
+	$(PY) -m ruff check .
+
+test: setup lint
 	$(PY) -m pytest -q
 
 bench: setup

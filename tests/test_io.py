@@ -27,3 +27,17 @@ def test_write_json_is_byte_stable(tmp_path):
     a = write_json({"b": 1, "a": [1, 2]}, tmp_path / "a.json").read_bytes()
     b = write_json({"a": [1, 2], "b": 1}, tmp_path / "b.json").read_bytes()
     assert a == b
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_process_umask(tmp_path, umask, mode):
+    """Outputs are readable as a plain open() would leave them, not 0600 like the temporary file."""
+    import os
+
+    old = os.umask(umask)
+    try:
+        csv = write_csv(pd.DataFrame({"a": [1]}), tmp_path / "x.csv")
+        js = write_json({"a": 1}, tmp_path / "x.json")
+    finally:
+        os.umask(old)
+    assert (csv.stat().st_mode & 0o777, js.stat().st_mode & 0o777) == (mode, mode)

@@ -1,7 +1,8 @@
 """Atomic file writing: every output is written to a temporary file, then renamed.
 
 A crash in the middle of a run therefore never leaves half a CSV or PNG behind; the
-previous run's file stays intact until the new one is complete.
+previous run's file stays intact until the new one is complete. Finished files get the mode a plain
+``open()`` would give them (0666 less the process umask, typically 0644), not the temporary file's 0600.
 """
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ from typing import Any, Iterator
 import pandas as pd
 
 
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it: the OS offers no read-only call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
@@ -24,6 +32,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

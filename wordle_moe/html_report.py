@@ -1,0 +1,68 @@
+"""A self-contained HTML page of the executed notebook, for readers without Jupyter.
+
+nbconvert's ``lab`` template, with the code cells hidden and every figure embedded as base64. The page
+loads nothing from outside: the template's CDN scripts (RequireJS, MathJax, the Mermaid loader) are not
+emitted or are removed, and ``external_loads`` is checked before the file is written.
+
+Command line: ``python -m wordle_moe.html_report EXECUTED.ipynb OUT.html``
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+from wordle_moe.io import write_text
+
+# Things a browser fetches by itself: src attributes, <link href>, CSS url(...), JS import(...) of an absolute
+# URL. An <a href> is a link the reader may follow, not a load.
+_ABSOLUTE = r"((?:https?:)?//[^\"')\s>]+)"
+_LOADS = [re.compile(p + _ABSOLUTE, re.IGNORECASE) for p in (
+    r"""\bsrc\s*=\s*["']?""", r"""<link\b[^>]*?\bhref\s*=\s*["']?""", r"""url\(\s*["']?""",
+    r"""\bimport\s*\(\s*["']""")]
+_EMPTY_SCRIPT = re.compile(r"<script src=\"\">\s*</script>")
+_MERMAID_LOADER = re.compile(r"<script type=\"module\">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*</script>", re.S)
+
+
+def external_loads(html: str) -> list[str]:
+    """Every absolute URL the page would fetch (empty for a self-contained page)."""
+    return sorted({url for pattern in _LOADS for url in pattern.findall(html)})
+
+
+def notebook_html(notebook: str | Path, title: str = "Wordle MoE workbench") -> str:
+    """The executed notebook as one self-contained HTML page: outputs and markdown, code hidden."""
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    nb.metadata.pop("widgets", None)  # widget views need a CDN renderer; their text fallback is kept
+    nb.metadata["title"] = title
+    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True, embed_images=True,
+                            mathjax_url="", require_js_url="", widget_renderer_url="")
+    html, _ = exporter.from_notebook_node(nb)
+    return _MERMAID_LOADER.sub("", _EMPTY_SCRIPT.sub("", html))
+
+
+def write_html_report(notebook: str | Path, out: str | Path) -> Path:
+    """Write ``notebook_html(notebook)`` to ``out`` atomically; refuse a page that would fetch anything."""
+    html = notebook_html(notebook)
+    loads = external_loads(html)
+    if loads:
+        raise RuntimeError(f"the HTML report would load external resources: {loads}")
+    return write_text(html, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m wordle_moe.html_report EXECUTED.ipynb OUT.html", file=sys.stderr)
+        return 2
+    path = write_html_report(*args)
+    print(f"HTML report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

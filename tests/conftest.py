@@ -1,11 +1,8 @@
-"""Shared test set-up: single-threaded torch (2-core CI machine) and the repo root on sys.path."""
-import os
-import sys
-from pathlib import Path
+"""Shared test set-up: single-threaded torch (2-core CI machine), offline embeddings, a headless backend.
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+The project itself is installed (``pip install -e .``, done by ``make setup``), so no sys.path patching.
+"""
+import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

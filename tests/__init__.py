@@ -1,0 +1,1 @@
+"""Test suite (a package, so test modules can share helpers such as tests.synthetic)."""

@@ -45,6 +45,7 @@ ROUTER_ONLY_EPOCHS = 0       # > 0 adds a router-only phase with the experts fro
 EXPERT_SKIP = False          # True: each expert adds a linear (softmax-regression) path to its MLP
 SKIP_L2 = 0.0                # ridge penalty on the skip path's weights
 SKIP_ZERO_MLP = False        # start each expert's MLP output at zero, so experts start linear
+DIVERSITY_SCOPE = "routed"   # routed: output-diversity/JS use each expert's gate-weighted mean over its own words; all: every row
 INPUT_CLIP = 5.0             # standardised inputs clipped to ±INPUT_CLIP: bounds extrapolation to unseen words
 ROUTING_CE_COEF = 0.0        # > 0: extra gate gradient towards the expert with the lower cross-entropy
 BIAS_UPDATE_RATE = 1e-3      # aux_free_bias router: per-step bias update

@@ -13,21 +13,24 @@ def _data(n=40, d=5, seed=0):
     return softmax_linear_data(n, d, seed, scale=0.4)
 
 
-def test_resample_counts_are_seeded_per_replica():
+def test_resample_counts_come_from_one_spawned_stream_per_replica():
+    """Replica r's resample = SeedSequence(seed).spawn(B)[r] (purpose key 0): independent of B, and runs
+    with seeds s and s+1 share no resample (the old default_rng(seed + r) scheme shared B - 1)."""
     c = resample_counts(30, 4, seed=7)
     assert c.shape == (4, 30) and (c.sum(1) == 30).all()
-    np.testing.assert_array_equal(c[2], np.random.default_rng(9).multinomial(30, np.full(30, 1 / 30)))
-    np.testing.assert_array_equal(resample_counts(30, 2, seed=9)[0], c[2])
+    child = np.random.SeedSequence(7).spawn(4)[2]
+    want = np.random.default_rng(np.random.SeedSequence(7, spawn_key=child.spawn_key + (0,)))
+    np.testing.assert_array_equal(c[2], want.multinomial(30, np.full(30, 1 / 30)))
+    np.testing.assert_array_equal(resample_counts(30, 200, seed=7)[:4], c)          # same in a batch of 200
+    other = resample_counts(30, 4, seed=8)
+    assert not any(np.array_equal(a, b) for a in c for b in other)
 
 
 @pytest.mark.parametrize("router", ["topk", "reputation"])
 def test_batched_equals_sequential_replica_by_replica(router):
     """Replica r of the batched model == an R=1 run with seed+r and the same resample.
 
-    dropout = 0 because the dropout masks come from one stream per run: the batched model draws one
-    (R, E, n, H) mask, the sequential runs draw R separate (1, E, n, H) masks, so with dropout > 0 the
-    two paths are different (equally valid) random experiments. Tolerance 1e-5: float32 batched
-    vs single matmuls differ in summation order only.
+    Tolerance 1e-5: float32 batched vs single matmuls differ in summation order only.
     """
     X, P = _data()
     cfg = MoEConfig(dropout=0.0, hidden_size=8, num_experts=3, max_epochs=40, patience=6, router=router)
@@ -38,6 +41,39 @@ def test_batched_equals_sequential_replica_by_replica(router):
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert not np.allclose(a[0], a[1]), "replicas differ (own resample, own init)"
     np.testing.assert_allclose(a.sum(-1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("router", ["topk", "noisy_topk"])
+def test_batched_equals_sequential_with_dropout_and_router_noise(router):
+    """Per-replica dropout and noise streams: batched == sequential replica by replica WITH dropout > 0."""
+    X, P = _data()
+    cfg = MoEConfig(dropout=0.3, hidden_size=8, num_experts=3, max_epochs=30, patience=6, router=router)
+    a, ia = bootstrap_predict(X, P, X[:9], config=cfg, B=3, seed=4)
+    b, ib = bootstrap_predict(X, P, X[:9], config=cfg, B=3, seed=4, batched=False)
+    np.testing.assert_array_equal(ia["best_epochs"], ib["best_epochs"])
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    c, _ = bootstrap_predict(X, P, X[:9], config=cfg.replace(dropout=0.0), B=3, seed=4)
+    assert np.abs(a - c).max() > 1e-3, "dropout really is on"
+
+
+def test_replica_is_the_same_in_a_batch_of_2_and_of_200():
+    """Replica r does not depend on B: other replicas pad the batch to more rows and stop at other epochs."""
+    X, P = _data()
+    cfg = MoEConfig(dropout=0.3, hidden_size=4, num_experts=2, max_epochs=25, patience=4)
+    small, si = bootstrap_predict(X, P, X[:6], config=cfg, B=2, seed=3)
+    big, bi = bootstrap_predict(X, P, X[:6], config=cfg, B=200, seed=3)
+    assert len(set(bi["best_epochs"].tolist())) > 1, "replicas of the big batch stop at different epochs"
+    np.testing.assert_array_equal(bi["best_epochs"][:2], si["best_epochs"])
+    np.testing.assert_allclose(big[:2], small, atol=1e-5)
+
+
+def test_runs_with_neighbouring_seeds_share_no_replica():
+    X, P = _data()
+    cfg = MoEConfig(hidden_size=4, max_epochs=5, patience=5)
+    a, _ = bootstrap_predict(X, P, X[:6], config=cfg, B=4, seed=10)
+    b, _ = bootstrap_predict(X, P, X[:6], config=cfg, B=4, seed=11)
+    gaps = np.abs(a[:, None] - b[None]).max(axis=(-1, -2))     # (4, 4) every pair of replicas
+    assert gaps.min() > 1e-3
 
 
 def test_each_replica_stops_on_its_own_out_of_bag_rows():

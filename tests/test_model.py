@@ -80,14 +80,18 @@ def test_zero_initialised_gate_ties_and_collapses_but_ours_does_not():
     assert (out["top_k_indices"] == 0).all(), "ties all go to expert 0: routing collapses"
 
 
-def test_replica_r_equals_single_model_with_seed_plus_r():
-    X, _ = _data()
+def test_replica_r_equals_single_model_with_the_same_replica_id_and_seeds_share_no_replica():
     cfg = MoEConfig(num_experts=2, hidden_size=8, seed=5)
     batched = MoEModel(6, cfg, replicas=3)
-    single = MoEModel(6, cfg.replace(seed=7), replicas=1)
+    single = MoEModel(6, cfg, replicas=1, replica_ids=[2])
     for name, p in single.named_parameters():
         torch.testing.assert_close(getattr(batched, name)[2:3], p)
     assert not torch.equal(batched.expert_w1[0], batched.expert_w1[1])
+    # seed 6 shares no initial weights with seed 5 (the old seed + r scheme shared B - 1 replicas)
+    other = MoEModel(6, cfg.replace(seed=6), replicas=3)
+    for i in range(3):
+        for j in range(3):
+            assert not torch.equal(other.expert_w1[i], batched.expert_w1[j])
 
 
 def test_weighted_standardiser_and_raw_inputs():

@@ -1,9 +1,11 @@
 """Bootstrap uncertainty: B replicas on resamples, trained together as ONE batched model.
 
-Replica r draws its resample as multinomial counts (rng seeded ``seed + r``) used as row weights,
-is initialised with seed ``seed + r`` and stops early on its own out-of-bag rows. Because replicas
-share nothing but the optimizer call (losses are summed, AdamW is element-wise), replica r equals
-a sequential R=1 run with the same seed and resample (``batched=False`` runs that reference path).
+Replica r of a run with seed s owns the random streams ``SeedSequence(s).spawn(B)[r]`` (streams.py):
+its multinomial resample (used as row weights), its initial weights, its dropout masks and its router
+noise. It stops early on its own out-of-bag rows. Replicas share nothing but the optimizer call
+(losses are summed, AdamW is element-wise), so replica r is the same in a batch of 2 or of 200 and
+equals a sequential R=1 run with the same seed and replica id (``batched=False`` runs that reference
+path), and runs with seeds s and s+1 share no replica.
 """
 from __future__ import annotations
 
@@ -15,12 +17,11 @@ import numpy as np
 from .config import MoEConfig
 from .metrics import distribution_metrics
 from .model import MoEModel
+from .streams import resample_counts
 from .training import check_inputs, fit_replicas, predict_replicas, resolve_config
 
-
-def resample_counts(n: int, B: int, seed: int) -> np.ndarray:
-    """Bootstrap counts (B, n): row r is a multinomial(n, 1/n) draw from default_rng(seed + r)."""
-    return np.stack([np.random.default_rng(seed + r).multinomial(n, np.full(n, 1.0 / n)) for r in range(B)])
+__all__ = ["resample_counts", "oob_weights", "fit_bootstrap", "predict_bootstrap", "bootstrap_predict",
+           "bootstrap_summary", "bootstrap_evaluate"]
 
 
 def oob_weights(counts: np.ndarray) -> np.ndarray:
@@ -51,7 +52,7 @@ def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None
     if batched:
         model, fit_info = fit_replicas(X, P, X, P, cfg.replace(seed=seed), train_weight=train_w, val_weight=val_w,
                                        n_reported=n_reported, n_reported_val=n_reported,
-                                       seeds=[seed + r for r in range(B)], progress=progress)
+                                       replica_ids=list(range(B)), progress=progress)
         models, best = [model], fit_info["best_epochs"]
         history = fit_info["history"]
     else:
@@ -61,9 +62,9 @@ def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None
             from tqdm.auto import tqdm
             rng = tqdm(rng, desc="bootstrap (sequential)")
         for r in rng:
-            m, inf = fit_replicas(X, P, X, P, cfg.replace(seed=seed + r), train_weight=train_w[r:r + 1],
+            m, inf = fit_replicas(X, P, X, P, cfg.replace(seed=seed), train_weight=train_w[r:r + 1],
                                   val_weight=val_w[r:r + 1], n_reported=n_reported, n_reported_val=n_reported,
-                                  seeds=[seed + r], progress=False)
+                                  replica_ids=[r], progress=False)
             models.append(m)
             best.append(inf["best_epochs"][0])
         best = np.asarray(best)
@@ -84,7 +85,7 @@ def bootstrap_predict(X_train: Any, P_train: Any, X_pred: Any, *, config: MoECon
     """Train B bootstrap replicas and predict X_pred: (P_boot (B, n_pred, 7), info).
 
     B and seed default to config.bootstrap_b and config.seed. ``batched=False`` is the sequential
-    reference (a loop of R=1 trainings with identical seeds and resamples).
+    reference (a loop of R=1 trainings with identical streams and resamples).
     """
     models, info = fit_bootstrap(X_train, P_train, config=config, B=B, seed=seed, n_reported=n_reported,
                                  sample_weight=sample_weight, batched=batched, progress=progress, **knobs)

@@ -13,6 +13,7 @@ ROUTERS = ("topk", "noisy_topk", "expert_choice", "reputation", "aux_free_bias")
 ACTIVATIONS = ("gelu", "relu", "swish", "tanh")
 GATES = ("linear", "mlp")
 N_WEIGHTINGS = ("none", "sqrt", "log", "linear")
+DIVERSITY_SCOPES = ("routed", "all")   # rows the output-diversity and JS terms average each expert over
 
 
 class ConfigError(ValueError):
@@ -52,6 +53,7 @@ class MoEConfig:
     exploration_decay: float = 0.98
     bias_update_rate: float = 1e-3  # aux_free_bias: step u of b_i += u·sign(mean load − load_i) per training step
     routing_ce_coef: float = 0.0    # > 0: extra gate gradient ROUTING_CE_COEF·Σ_i p_i·CE(expert_i) (value-neutral, losses.py)
+    diversity_scope: str = "routed"  # out_div/JS on each expert's gate-weighted mean over ITS words ("all": every row)
     input_clip: float = 5.0         # standardised inputs clipped to ±INPUT_CLIP (0 = no clip): bounds extrapolation
     expert_skip: bool = False       # each expert = softmax(Linear_skip(x) + MLP(x)): a GLM with a nonlinear residual
     skip_zero_mlp: bool = False     # with EXPERT_SKIP: start the MLP's output layer at 0 (each expert starts linear)
@@ -85,6 +87,7 @@ class MoEConfig:
              "must be in (0, 1) (the step added to a selection bias each training step)"),
             ("EXPERT_SKIP", self.expert_skip in (True, False), "must be True or False"),
             ("SKIP_ZERO_MLP", self.skip_zero_mlp in (True, False), "must be True or False"),
+            ("DIVERSITY_SCOPE", self.diversity_scope in DIVERSITY_SCOPES, f"must be one of {DIVERSITY_SCOPES}"),
             ("INPUT_CLIP", isinstance(self.input_clip, (int, float)) and self.input_clip >= 0,
              "must be >= 0 (0 disables the clip of standardised inputs)"),
         ]

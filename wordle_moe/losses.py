@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .config import DIVERSITY_SCOPES
+
 EPS = 1e-9
 
 
@@ -87,14 +89,35 @@ def parameter_diversity(expert_params: torch.Tensor) -> torch.Tensor:
     return mean_pairwise_cosine(expert_params)
 
 
-def expert_mean_outputs(expert_outputs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Each expert's weighted mean output distribution over rows: (R, n, E, C) -> (R, E, C)."""
-    return _weighted_row_mean(expert_outputs, w)
+def expert_mean_outputs(expert_outputs: torch.Tensor, w: torch.Tensor,
+                        gates: torch.Tensor | None = None) -> torch.Tensor:
+    """Each expert's mean output distribution: (R, n, E, C) -> (R, E, C).
+
+    With ``gates`` (R, n, E) (DIVERSITY_SCOPE="routed"): expert i's mean over the words it handles,
+    weighted by sparse gate × row weight. An expert's output on a word routed elsewhere never reaches
+    the prediction, so it must not count: an all-row mean lets the diversity terms be satisfied by
+    absurd outputs there. The gates enter detached: these terms shape what experts predict, not
+    where words go. Without gates (scope "all", the original design notes): the row-weighted mean
+    over every row. An expert that handles no row gets its all-row mean (it has no routed output).
+    """
+    if gates is None:
+        return _weighted_row_mean(expert_outputs, w)
+    gw = gates.detach() * w.unsqueeze(-1)                                   # (R, n, E)
+    mass = gw.sum(dim=1)                                                    # (R, E)
+    routed = torch.einsum("rne,rnec->rec", gw, expert_outputs) / mass.clamp_min(EPS).unsqueeze(-1)
+    return torch.where((mass > EPS).unsqueeze(-1), routed, _weighted_row_mean(expert_outputs, w))
 
 
-def output_diversity(expert_outputs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def scope_gates(out: dict[str, Any], scope: str) -> torch.Tensor | None:
+    """The gates that weight the experts' mean outputs under DIVERSITY_SCOPE (None for "all")."""
+    if scope not in DIVERSITY_SCOPES:
+        raise ValueError(f"DIVERSITY_SCOPE must be one of {DIVERSITY_SCOPES}, got {scope!r}")
+    return out["gates"] if scope == "routed" else None
+
+
+def output_diversity(expert_outputs: torch.Tensor, w: torch.Tensor, gates: torch.Tensor | None = None) -> torch.Tensor:
     """Mean pairwise cosine of the experts' mean output distributions -> (R,); lower = more diverse."""
-    return mean_pairwise_cosine(expert_mean_outputs(expert_outputs, w))
+    return mean_pairwise_cosine(expert_mean_outputs(expert_outputs, w, gates))
 
 
 def _js_of_means(means: torch.Tensor) -> torch.Tensor:
@@ -116,9 +139,9 @@ def js_divergence_bits(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return (0.5 * kl(p, m) + 0.5 * kl(q, m)) / math.log(2.0)
 
 
-def js_term(expert_outputs: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def js_term(expert_outputs: torch.Tensor, w: torch.Tensor, gates: torch.Tensor | None = None) -> torch.Tensor:
     """−(mean pairwise JS divergence) of the experts' mean output distributions -> (R,); lower = more diverse."""
-    return _js_of_means(expert_mean_outputs(expert_outputs, w))
+    return _js_of_means(expert_mean_outputs(expert_outputs, w, gates))
 
 
 def router_z_loss(logits: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -151,7 +174,8 @@ def with_expected_routing_gradient(out: dict[str, Any], target: torch.Tensor, co
 def loss_terms(out: dict[str, Any], target: torch.Tensor, w_main: torch.Tensor, w: torch.Tensor,
                expert_params: torch.Tensor, config: Any) -> dict[str, torch.Tensor]:
     """Every term of SPEC §5 plus their weighted total, each (R,)."""
-    means = expert_mean_outputs(out["expert_outputs"], w)   # shared by out_div and js: one pass, not two
+    # shared by out_div and js: one pass, not two; routed (gate-weighted) or all-row means per DIVERSITY_SCOPE
+    means = expert_mean_outputs(out["expert_outputs"], w, scope_gates(out, getattr(config, "diversity_scope", "routed")))
     y = with_expected_routing_gradient(out, target, getattr(config, "routing_ce_coef", 0.0))
     terms = {
         "main_loss": soft_cross_entropy(y, target, w_main),

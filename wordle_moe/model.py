@@ -1,8 +1,9 @@
 """The mixture-of-experts model, batched over R replicas (R=1: one model; R=B: the bootstrap).
 
 Every parameter and buffer has a leading replica axis R, so B bootstrap replicas train as ONE
-model with one optimizer step; replica r is initialised from its own generator seeded
-``seed + r`` and therefore equals a sequential run with seed ``seed + r``.
+model with one optimizer step. Replica r owns its random streams (``streams.py``: initial weights,
+dropout masks, router noise, all derived from (seed, replica id) only), so it equals a sequential
+R=1 run with the same seed and replica id, whatever B and whichever replicas train beside it.
 
     raw x (n, d) ─ standardise (per-replica buffers) ─┬─ gate (linear | MLP+LayerNorm) ─ router ─ gates (R,n,E)
                                                       └─ E experts: Linear─act─dropout─Linear─softmax (R,n,E,7)
@@ -21,7 +22,8 @@ from torch import nn
 
 from .config import MoEConfig
 from .losses import EPS
-from .routers import make_router
+from .routers import make_router, overridden_rows
+from .streams import DROPOUT, INIT, leading_rows, numpy_stream, torch_stream
 
 N_BUCKETS = 7
 ACTIVATION_FNS = {"gelu": F.gelu, "relu": F.relu, "swish": F.silu, "tanh": torch.tanh}
@@ -36,13 +38,13 @@ def _uniform(gen: torch.Generator, shape: tuple[int, ...], fan_in: int) -> torch
     return (torch.rand(shape, generator=gen) * 2 - 1) * bound
 
 
-def init_replica(config: MoEConfig, d: int, seed: int) -> dict[str, torch.Tensor]:
-    """Initial parameters of ONE replica, drawn in a fixed order from a generator seeded ``seed``.
+def init_replica(config: MoEConfig, d: int, replica: int = 0) -> dict[str, torch.Tensor]:
+    """Initial parameters of ONE replica, drawn in a fixed order from its INIT stream (config.seed, replica).
 
     The gate is NOT zero-initialised: zero weights tie every logit, top-k then picks expert 0 for
     every row and the routing collapses (tests/test_model.py shows it).
     """
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch_stream(config.seed, replica, INIT)
     E, H, C = config.num_experts, config.hidden_size, N_BUCKETS
     p = {
         "expert_w1": _uniform(g, (E, d, H), d), "expert_b1": _uniform(g, (E, H), d),
@@ -80,23 +82,25 @@ class MoEModel(nn.Module):
     """Gate + router + E experts, every tensor with a leading replica axis R."""
 
     def __init__(self, n_features: int, config: MoEConfig | None = None, replicas: int = 1,
-                 seeds: list[int] | None = None) -> None:
+                 replica_ids: list[int] | None = None) -> None:
         super().__init__()
         self.config = (config or MoEConfig()).validate()
         self.n_features, self.replicas = int(n_features), int(replicas)
-        seeds = list(seeds) if seeds is not None else [self.config.seed + r for r in range(self.replicas)]
-        if len(seeds) != self.replicas:
-            raise ValueError(f"got {len(seeds)} seeds for {self.replicas} replicas")
-        inits = [init_replica(self.config, self.n_features, s) for s in seeds]  # init only: cheap
+        ids = list(replica_ids) if replica_ids is not None else list(range(self.replicas))
+        if len(ids) != self.replicas:
+            raise ValueError(f"got {len(ids)} replica ids for {self.replicas} replicas")
+        self.replica_ids = [int(i) for i in ids]
+        inits = [init_replica(self.config, self.n_features, i) for i in self.replica_ids]  # init only: cheap
         for name in inits[0]:
             self.register_parameter(name, nn.Parameter(torch.stack([p[name] for p in inits])))
         self.register_buffer("x_mean", torch.zeros(self.replicas, self.n_features))
         self.register_buffer("x_std", torch.ones(self.replicas, self.n_features))
-        self.router = make_router(self.config, self.n_features, self.replicas)
+        self.router = make_router(self.config, self.n_features, self.replicas, self.replica_ids)
         self.activation = ACTIVATION_FNS[self.config.activation]
         # Top-1 renormalised weights are constant 1: add the straight-through gate path (see forward).
         self.straight_through = self.config.top_k == 1
-        self.dropout_rng = np.random.Generator(np.random.SFC64(self.config.seed))
+        # one dropout stream per replica: replica r's masks never depend on B or on its batch mates
+        self.dropout_streams = [numpy_stream(self.config.seed, i, DROPOUT) for i in self.replica_ids]
         self.expert_param_names = EXPERT_PARAMS + ((SKIP_PARAM,) if self.config.expert_skip else ())
 
     # -- input handling -------------------------------------------------------------------------
@@ -152,19 +156,31 @@ class MoEModel(nn.Module):
             + self._p("gate_ln_b", idx).unsqueeze(1)
         return torch.baddbmm(self._p("gate_b2", idx).unsqueeze(1), self.activation(h), self._p("gate_w2", idx))
 
-    def _dropout_(self, h: torch.Tensor) -> torch.Tensor:
+    def _dropout_(self, h: torch.Tensor, rows: list[int] | None = None, idx: torch.Tensor | None = None
+                  ) -> torch.Tensor:
         """In-place dropout mask WITHOUT the 1/(1−p) scale (expert_outputs folds it into the next matmul).
 
-        The keep mask comes from a seeded numpy SFC64 stream (torch's CPU bernoulli is several times
-        slower on (R·E, n, H) tensors; SFC64 ~1.3x faster than PCG64) with p quantised to 1/65536.
+        Replica r's keep mask for its first ``rows[r]`` rows (its positive-weight rows; padding rows
+        beyond them carry weight 0 and keep 1) comes from its own numpy SFC64 stream, so the draws do
+        not depend on how many rows other replicas pad the batch to. One generator call per replica:
+        the random bytes are the cost, not the loop (torch's CPU bernoulli is several times slower on
+        (R·E, n, H) tensors; SFC64 ~1.3x faster than PCG64); p is quantised to 1/65536.
         In place only after gelu/swish, whose backward needs the input, not this output (relu's and
         tanh's backward read their output, so they get an out-of-place multiply).
         """
         p = self.config.dropout
         if not self.training or p <= 0:
             return h
-        bits = np.frombuffer(self.dropout_rng.bytes(2 * h.numel()), dtype=np.uint16).reshape(h.shape)
-        keep = torch.from_numpy(bits >= int(round(p * 65536))).to(h.dtype)
+        E, H = self.config.num_experts, self.config.hidden_size
+        R, n = h.shape[0] // E, h.shape[1]
+        rows = [n] * R if rows is None else rows
+        bits = np.full((R, E, n, H), np.iinfo(np.uint16).max, dtype=np.uint16)
+        ids = range(R) if idx is None else idx.tolist()
+        for i, r in enumerate(ids):
+            m = rows[i]
+            bits[i, :, :m] = np.frombuffer(self.dropout_streams[r].bytes(2 * E * m * H),
+                                           dtype=np.uint16).reshape(E, m, H)
+        keep = torch.from_numpy(bits >= int(round(p * 65536))).view(h.shape).to(h.dtype)
         return h.mul_(keep) if self.config.activation in ("gelu", "swish") else h * keep
 
     def _hidden_pre(self, z: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
@@ -176,11 +192,15 @@ class MoEModel(nn.Module):
         return torch.baddbmm(self._p("expert_b1", idx).reshape(R * E, 1, H), ze,
                              self._p("expert_w1", idx).reshape(R * E, d, H))
 
-    def expert_outputs(self, z: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """All E experts at once: [z·W_skip +] Linear → activation → dropout → Linear → softmax -> (R, n, E, 7)."""
+    def expert_outputs(self, z: torch.Tensor, idx: torch.Tensor | None = None,
+                       rows: list[int] | None = None) -> torch.Tensor:
+        """All E experts at once: [z·W_skip +] Linear → activation → dropout → Linear → softmax -> (R, n, E, 7).
+
+        ``rows`` (one int per replica) bounds the rows whose dropout masks are drawn (default all n).
+        """
         R, n, _ = z.shape
         E, H = self.config.num_experts, self.config.hidden_size
-        h = self._dropout_(self.activation(self._hidden_pre(z, idx)))
+        h = self._dropout_(self.activation(self._hidden_pre(z, idx)), rows, idx)
         scale = 1.0 / (1.0 - self.config.dropout) if self.training and self.config.dropout > 0 else 1.0
         logits = torch.baddbmm(self._p("expert_b2", idx).reshape(R * E, 1, N_BUCKETS), h,
                                self._p("expert_w2", idx).reshape(R * E, H, N_BUCKETS), alpha=scale)
@@ -219,7 +239,7 @@ class MoEModel(nn.Module):
         R, n, _ = z.shape
         w = torch.ones(R, n) if weight is None else weight
         logits = self.gate_logits(z, idx)
-        experts = self.expert_outputs(z, idx)
+        experts = self.expert_outputs(z, idx, leading_rows(w) if self.training else None)
         routed = self.router(logits, z, w, idx) if idx is not None else self.router(logits, z, w)
         y = _mix(routed["gates"], experts)
         if self.straight_through and torch.is_grad_enabled():
@@ -231,7 +251,9 @@ class MoEModel(nn.Module):
         if not return_intermediate:
             return y
         out = dict(routed)
-        out.update(gate_logits=logits, expert_outputs=experts, final_output=y)
+        out.update(gate_logits=logits, expert_outputs=experts, final_output=y,
+                   gate_top_k_indices=routed["gate_scores"].topk(self.config.top_k, dim=-1).indices,
+                   overridden=overridden_rows(routed["gate_scores"], routed["dispatch"], self.config.top_k))
         return out
 
     # -- training helpers -----------------------------------------------------------------------

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .losses import EPS, switch_load_balance
+from .streams import NOISE, leading_rows, torch_stream
 
 
 def topk_gates(probs: torch.Tensor, k: int, select_by: torch.Tensor | None = None
@@ -41,6 +42,15 @@ def topk_gates(probs: torch.Tensor, k: int, select_by: torch.Tensor | None = Non
 def _dispatch(idx: torch.Tensor, E: int) -> torch.Tensor:
     """0/1 mask (R, n, E) of the experts listed in idx (R, n, k)."""
     return F.one_hot(idx, E).sum(dim=-2).clamp_max(1).float()
+
+
+def overridden_rows(gate_scores: torch.Tensor, dispatch: torch.Tensor, k: int) -> torch.Tensor:
+    """(R, n) bool: rows whose selected experts differ from the gate's own top-k (the router overrode the gate).
+
+    The override rate of a router is the weighted mean of this mask; 0 for plain top-k by construction.
+    """
+    own = _dispatch(gate_scores.topk(k, dim=-1).indices, gate_scores.shape[-1])
+    return (own != (dispatch > 0).float()).any(dim=-1)
 
 
 class TopKRouter(nn.Module):
@@ -80,11 +90,25 @@ class NoisyTopKRouter(nn.Module):
     the top-k, else the k-th) — noisy logits compared with noisy logits, like with like.
     """
 
-    def __init__(self, num_experts: int, top_k: int, n_features: int, replicas: int, **_: object) -> None:
+    def __init__(self, num_experts: int, top_k: int, n_features: int, replicas: int,
+                 noise_streams: list[torch.Generator] | None = None, **_: object) -> None:
         super().__init__()
         self.num_experts, self.top_k = num_experts, top_k
         # Zero init: softplus(0) ≈ 0.69 noise std everywhere at the start, learned afterwards.
         self.noise_w = nn.Parameter(torch.zeros(replicas, n_features, num_experts))
+        # One torch generator per replica (None: the global generator, e.g. for Monte-Carlo tests).
+        self.noise_streams = noise_streams
+
+    def standard_normal(self, logits: torch.Tensor, w: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        """ε ~ N(0, 1) shaped like logits (R, n, E); replica r's draws come from its own stream and only
+        for its real rows (padding rows get 0), so they do not depend on B or on its batch mates."""
+        if self.noise_streams is None:
+            return torch.randn_like(logits)
+        eps = torch.zeros_like(logits)
+        ids = range(logits.shape[0]) if idx is None else idx.tolist()
+        for i, (r, m) in enumerate(zip(ids, leading_rows(w))):
+            eps[i, :m] = torch.randn((m, logits.shape[-1]), generator=self.noise_streams[r])
+        return eps
 
     def noise_std(self, z: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Learned noise standard deviation softplus(z·W_noise) (+0.01 floor), (R, n, E)."""
@@ -95,7 +119,7 @@ class NoisyTopKRouter(nn.Module):
                 idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         E, k = self.num_experts, self.top_k
         std = self.noise_std(z, idx)
-        noisy = logits + torch.randn_like(logits) * std if self.training else logits
+        noisy = logits + self.standard_normal(logits, w, idx) * std if self.training else logits
         probs_clean = logits.softmax(dim=-1)
         # Softmax over the chosen noisy logits == softmax(noisy) renormalised over the top-k.
         gates, top, idx = topk_gates(noisy.softmax(dim=-1), k, select_by=noisy)
@@ -267,14 +291,17 @@ ROUTER_CLASSES = {"topk": TopKRouter, "noisy_topk": NoisyTopKRouter, "expert_cho
                   "reputation": ReputationRouter, "aux_free_bias": AuxFreeBiasRouter}
 
 
-def make_router(config: object, n_features: int, replicas: int) -> nn.Module:
-    """The router named by config.router, built from the config's knobs."""
+def make_router(config: object, n_features: int, replicas: int, replica_ids: list[int] | None = None) -> nn.Module:
+    """The router named by config.router, built from the config's knobs; replica i draws its router noise
+    from the NOISE stream of (config.seed, replica_ids[i])."""
     kwargs = {f: getattr(config, f) for f in ("capacity_factor", "reputation_beta", "reputation_gamma",
                                               "reputation_ema", "reputation_decay", "exploration_bonus",
                                               "exploration_decay", "bias_update_rate")}
+    ids = list(range(replicas)) if replica_ids is None else list(replica_ids)
+    streams = [torch_stream(config.seed, i, NOISE) for i in ids] if config.router == "noisy_topk" else None
     return ROUTER_CLASSES[config.router](num_experts=config.num_experts, top_k=config.top_k,
-                                         n_features=n_features, replicas=replicas, **kwargs)
+                                         n_features=n_features, replicas=replicas, noise_streams=streams, **kwargs)
 
 
-__all__ = ["topk_gates", "TopKRouter", "NoisyTopKRouter", "ExpertChoiceRouter", "ReputationRouter", "AuxFreeBiasRouter",
+__all__ = ["overridden_rows", "topk_gates", "TopKRouter", "NoisyTopKRouter", "ExpertChoiceRouter", "ReputationRouter", "AuxFreeBiasRouter",
            "make_router", "cv_squared", "ROUTER_CLASSES"]

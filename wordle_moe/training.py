@@ -134,19 +134,18 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
 def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_val: np.ndarray,
                  config: MoEConfig, *, train_weight: np.ndarray, val_weight: np.ndarray,
                  n_reported: np.ndarray | None = None, n_reported_val: np.ndarray | None = None,
-                 seeds: list[int] | None = None, progress: bool = False) -> tuple[MoEModel, dict[str, Any]]:
+                 replica_ids: list[int] | None = None, progress: bool = False) -> tuple[MoEModel, dict[str, Any]]:
     """Train R = len(train_weight) replicas as one batched model; weights are (R, n_train), (R, n_val).
 
-    Replica r is initialised with seeds[r] (default config.seed + r). Dropout / router noise come from
-    streams seeded by config.seed, so with dropout = 0 (and a noise-free router) replica r equals an
-    R=1 run with seed seeds[r] and the same weights.
+    Replica r is (config.seed, replica_ids[r]) (default ids 0..R−1): its initial weights, dropout masks
+    and router noise come from its own streams (streams.py), so it equals an R=1 run with the same
+    seed, replica id and weights, dropout and noise included, whatever R.
     """
     start = time.perf_counter()
     train_weight = np.atleast_2d(np.asarray(train_weight, dtype=float))
     val_weight = np.atleast_2d(np.asarray(val_weight, dtype=float))
     R = train_weight.shape[0]
-    torch.manual_seed(config.seed)   # router-noise stream
-    model = MoEModel(X_train.shape[1], config, replicas=R, seeds=seeds)
+    model = MoEModel(X_train.shape[1], config, replicas=R, replica_ids=replica_ids)
     model.fit_standardizer(X_train, train_weight)
     w_main = train_weight * n_weights(n_reported, config.n_weighting, len(X_train))
     wv_full = val_weight * n_weights(n_reported_val, config.n_weighting, len(X_val))

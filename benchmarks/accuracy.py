@@ -44,8 +44,8 @@ def moe_models(knobs: dict, n_bootstrap: int, seed: int = 0) -> tuple[dict, dict
     """The MoE entries (single model, bootstrap mean) and the cheap stand-ins used for interval calibration."""
     from wordle_moe.estimator import MoEDistributionRegressor
 
-    single = MoEDistributionRegressor(**knobs, n_bootstrap=0, random_state=seed)
-    boot = MoEDistributionRegressor(**knobs, n_bootstrap=n_bootstrap, random_state=seed)
+    single = MoEDistributionRegressor(**knobs, n_bootstrap=0, random_state=seed, calibration_cv=0)
+    boot = MoEDistributionRegressor(**knobs, n_bootstrap=n_bootstrap, random_state=seed, calibration_cv=0)
     # residual spread for the calibrated interval: inner CV of the single model on the training fold only
     return {"moe_single": single, "moe_bootstrap": boot}, {"moe_bootstrap": single}
 

@@ -2,6 +2,9 @@
 
 Protocol A: 5-fold cross-validation repeated 3 times (seed 0) over the observed words.
 Protocol B (forecasting): train on words played before 2022-10-01, test on the rest.
+Protocol C (forecasting the WordleBot population): train on every MCM day and every row of the other
+populations dated before 2024-07-01; test on the WordleBot normal-mode days from 2024-07-01 (184 days).
+Rows of any population on a test day (e.g. the same day in hard mode) never train.
 Every model is cloned and fitted on the training rows of a fold only; scalers live inside
 Pipelines or inside the estimator, and interval calibration uses only training rows
 (an inner cross-validation), so test folds are never looked at before scoring.
@@ -20,18 +23,24 @@ from tqdm.auto import tqdm
 from wordle_moe import metrics
 from wordle_moe.baselines import fit_estimator
 
-PROTOCOLS = ("A", "B")
+PROTOCOLS = ("A", "B")  # the MCM-only protocols; "C" needs the populations of a multi-source dataset
 FORECAST_CUTOFF = pd.Timestamp("2022-10-01")
+WORDLEBOT_CUTOFF = pd.Timestamp("2024-07-01")  # protocol C: test on the WordleBot days from here (184 days)
+WORDLEBOT_TEST_POPULATION = "wordlebot"
 SUMMARY_METRICS = ["mae_pp", "rps", "js", "kl", "abs_delta_expected_tries"]
 EXTRA_METRICS = ["cosine", "max_error_pp", "r2"]
 COVERAGE_COLUMNS = ["coverage_bootstrap", "coverage_calibrated", "width_bootstrap_pp", "width_calibrated_pp"]
 
 
 def protocol_splits(protocol: str, n: int, dates: Any = None, *, n_splits: int = 5, n_repeats: int = 3,
-                    random_state: int = 0, cutoff: pd.Timestamp = FORECAST_CUTOFF
+                    random_state: int = 0, cutoff: pd.Timestamp | None = None, populations: Any = None
                     ) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """The (fold, train_idx, test_idx) triples of protocol A (repeated K-fold) or B (date cut-off)."""
+    """The (fold, train_idx, test_idx) triples of protocol A (repeated K-fold), B (date cut-off) or C
+    (WordleBot forecasting: needs ``populations``)."""
     protocol = str(protocol).upper()
+    if protocol == "C":
+        return [(0, *protocol_c_split(dates, populations, WORDLEBOT_CUTOFF if cutoff is None else cutoff))]
+    cutoff = FORECAST_CUTOFF if cutoff is None else cutoff
     if protocol == "A":
         splitter = RepeatedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=random_state)
         return [(i, tr, te) for i, (tr, te) in enumerate(splitter.split(np.arange(n)))]
@@ -45,7 +54,25 @@ def protocol_splits(protocol: str, n: int, dates: Any = None, *, n_splits: int =
         if before.all() or not before.any():
             raise ValueError(f"protocol B needs words on both sides of {cutoff.date()}")
         return [(0, np.flatnonzero(before), np.flatnonzero(~before))]
-    raise ValueError(f"unknown protocol {protocol!r}: use one of {PROTOCOLS}")
+    raise ValueError(f"unknown protocol {protocol!r}: use one of {(*PROTOCOLS, 'C')}")
+
+
+def protocol_c_split(dates: Any, populations: Any, cutoff: pd.Timestamp = WORDLEBOT_CUTOFF
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, test_idx) of protocol C: test = WordleBot normal-mode rows on or after ``cutoff``;
+    train = every row before ``cutoff`` (all populations), so no test day's rows of any mode train."""
+    if dates is None or populations is None:
+        raise ValueError("protocol C needs the dates and populations of the rows (a multi-source dataset)")
+    d = pd.to_datetime(pd.Series(np.asarray(dates))).to_numpy()
+    pop = np.asarray(populations)
+    if len(d) != len(pop):
+        raise ValueError(f"dates has {len(d)} entries but populations has {len(pop)}")
+    after = d >= np.datetime64(pd.Timestamp(cutoff))
+    test = np.flatnonzero(after & (pop == WORDLEBOT_TEST_POPULATION))
+    train = np.flatnonzero(~after)
+    if not len(test) or not (pop[train] == WORDLEBOT_TEST_POPULATION).any():
+        raise ValueError(f"protocol C needs WordleBot days on both sides of {pd.Timestamp(cutoff).date()}")
+    return train, test
 
 
 def interval_coverage(P_true: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
@@ -69,20 +96,12 @@ def oof_residuals(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, *, cv:
 
 def calibrated_interval(mean: np.ndarray, low: np.ndarray, high: np.ndarray, residuals: np.ndarray,
                         ci_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Predictive interval: the model mean plus out-of-fold residual quantiles, never narrower than the bootstrap interval.
+    """Predictive interval: the model mean plus out-of-fold residual quantiles, never narrower than the bootstrap
+    interval (an envelope; see ``wordle_moe.estimator.predictive_interval``, which the estimator and the saved
+    models use too, so the evaluation scores exactly the interval users get)."""
+    from wordle_moe.estimator import predictive_interval
 
-    The bootstrap (model-mean) interval only covers uncertainty about the mean; observed shares also
-    scatter around it (word-level noise the features do not explain). Out-of-fold residuals of an inner
-    cross-validation on the training rows measure that scatter per bucket, and, being errors of models
-    fitted without those rows, already include the estimation uncertainty; adding the bootstrap spread
-    again in quadrature double-counts it (measured: ~97.5% coverage at a nominal 95%), so the two
-    intervals are combined as an envelope.
-    """
-    alpha = 1.0 - ci_level
-    q_low, q_high = np.quantile(residuals, [alpha / 2, 1 - alpha / 2], axis=0)  # (7,) each
-    lo = np.minimum(low, mean + q_low)
-    hi = np.maximum(high, mean + q_high)
-    return np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+    return predictive_interval(mean, low, high, residuals, ci_level)
 
 
 def has_interval(model: BaseEstimator) -> bool:
@@ -90,6 +109,15 @@ def has_interval(model: BaseEstimator) -> bool:
     if not hasattr(model, "predict_interval"):
         return False
     return bool(getattr(model, "n_bootstrap", 1))
+
+
+def _mean_interval(model: BaseEstimator, X: np.ndarray, ci_level: float) -> tuple[np.ndarray, ...]:
+    """(mean, low, high): the bootstrap interval of the mean (the calibrated one is built here from inner-CV residuals)."""
+    from wordle_moe.estimator import supports_interval_kind
+
+    if supports_interval_kind(model):
+        return model.predict_interval(X, ci_level=ci_level, kind="mean")
+    return model.predict_interval(X, ci_level=ci_level)
 
 
 def _fold_scores(P_true: np.ndarray, P_pred: np.ndarray) -> dict[str, float]:
@@ -111,7 +139,7 @@ def evaluate_fold(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, train:
     fit_seconds = time.perf_counter() - t0
     row: dict[str, float] = {c: np.nan for c in COVERAGE_COLUMNS}
     if has_interval(model):
-        mean, low, high = model.predict_interval(X[test], ci_level=ci_level)
+        mean, low, high = _mean_interval(model, X[test], ci_level)
         row["coverage_bootstrap"] = interval_coverage(P[test], low, high)
         row["width_bootstrap_pp"] = float(100 * (high - low).mean())
         if calibrate:

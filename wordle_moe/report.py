@@ -214,10 +214,11 @@ def moe_estimator(config: Any, n_bootstrap: int) -> Any:
     """The MoE as a scikit-learn estimator with the run's knobs (bootstrap replicas give its interval)."""
     from wordle_moe.estimator import MoEDistributionRegressor
 
-    names = set(MoEDistributionRegressor().get_params())
+    names = set(MoEDistributionRegressor().get_params()) - {"n_bootstrap", "ci_level", "random_state", "calibration_cv"}
     knobs = {k: v for k, v in config.to_dict().items() if k in names}
+    # calibration_cv=0: the evaluation calibrates every model's interval itself, from inner-CV residuals
     return MoEDistributionRegressor(**knobs, n_bootstrap=int(n_bootstrap), ci_level=float(config.bootstrap_ci),
-                                    random_state=int(config.seed))
+                                    random_state=int(config.seed), calibration_cv=0)
 
 
 def peer_models(config: Any, quick: bool = False, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -79,7 +79,7 @@ def test_protocol_b_splits_on_the_cutoff_date():
     with pytest.raises(ValueError, match="dates"):
         evaluation.protocol_splits("B", 5)
     with pytest.raises(ValueError, match="unknown protocol"):
-        evaluation.protocol_splits("C", 5)
+        evaluation.protocol_splits("D", 5)
 
 
 def test_evaluate_models_scores_match_direct_computation():

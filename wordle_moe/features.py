@@ -176,12 +176,13 @@ def build_feature_table(data: pd.DataFrame) -> pd.DataFrame:
     return build_features(words, dates)
 
 
-def _read_feature_csv() -> pd.DataFrame | None:
-    """The stored table if it exists and carries the current FEATURE_VERSION, else None."""
-    if not FEATURES_CSV.exists():
+def _read_feature_csv(path=None) -> pd.DataFrame | None:
+    """The stored table (``FEATURES_CSV`` unless given) if it exists and carries the current FEATURE_VERSION, else None."""
+    path = FEATURES_CSV if path is None else path
+    if not path.exists():
         return None
     try:
-        df = pd.read_csv(FEATURES_CSV, parse_dates=["date"])
+        df = pd.read_csv(path, parse_dates=["date"])
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
     if "feature_version" not in df or set(df["feature_version"].astype(str)) != {FEATURE_VERSION}:
@@ -199,6 +200,11 @@ def load_feature_table(rebuild: bool = False) -> pd.DataFrame:
         df.insert(2, "feature_version", FEATURE_VERSION)
         write_csv(df, FEATURES_CSV)
         df = pd.read_csv(FEATURES_CSV, parse_dates=["date"])  # return exactly what later loads will see
+    return _typed_table(df)
+
+
+def _typed_table(df: pd.DataFrame) -> pd.DataFrame:
+    """A stored feature table with its version column dropped and every model input as float64."""
     df["word"] = df["word"].astype(str)
     df["date"] = pd.to_datetime(df["date"]).astype("datetime64[ns]")
     df = df.drop(columns="feature_version")
@@ -206,3 +212,32 @@ def load_feature_table(rebuild: bool = False) -> pd.DataFrame:
     df[numeric] = df[numeric].astype(np.float64)
     df.attrs["feature_version"] = FEATURE_VERSION
     return df
+
+
+def load_rows_feature_table(words: Sequence[str], dates, path, rebuild: bool = False) -> pd.DataFrame:
+    """Features of the given (word, date) rows, cached at ``path`` (e.g. data/features_wordlebot.csv).
+
+    The cache is rebuilt when missing, written by another FEATURE_VERSION, not covering every requested
+    row, or when asked; rows come back in the order asked. The MCM table keeps its own file
+    (``load_feature_table``), so adding sources never touches or slows the MCM path.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    keys = pd.MultiIndex.from_arrays([pd.Series(list(words), dtype=str),
+                                      _normalize_dates(dates, len(words))], names=["word", "date"])
+    df = None if rebuild else _read_feature_csv(path)
+    if df is not None:
+        stored = pd.MultiIndex.from_frame(df[["word", "date"]].astype({"word": str}))
+        if not keys.isin(stored).all():
+            df = None  # stale: the source gained rows the cache does not cover
+    if df is None:
+        built = build_features(list(keys.get_level_values(0)), list(keys.get_level_values(1)))
+        built = built.drop_duplicates(["word", "date"]).reset_index(drop=True)
+        built.insert(2, "feature_version", FEATURE_VERSION)
+        write_csv(built, path)
+        df = pd.read_csv(path, parse_dates=["date"])  # return exactly what later loads will see
+    df = _typed_table(df)
+    out = df.set_index(["word", "date"]).loc[keys].reset_index()
+    out.attrs["feature_version"] = FEATURE_VERSION
+    return out

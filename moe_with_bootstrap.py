@@ -81,7 +81,7 @@ from IPython.display import Image, display
 
 import analysis
 import moe_booststrap as mb
-from wordle_moe import paths, report, search
+from wordle_moe import paths, report, search, stability
 from wordle_moe.manifest import RunManifest
 
 torch.set_num_threads(1)  # the model is tiny and full-batch: one thread is fastest, more oversubscribe the cores
@@ -223,7 +223,15 @@ display(Image(OUT / names["violin"]))
 # `RUN_GRID_SEARCH=True` scores the full §6 grid (NUM_EXPERTS × TOP_K × HIDDEN_SIZE × aux × diversity
 # coefficients) by cross-validation — slow. Otherwise a real two-configuration grid around the current knobs is
 # scored, so `grid_search_results.csv` always holds measured numbers (its `mode` column says which).
-# Selection rule: within one standard error of the best RPS, the most differentiated experts win.
+# Beside accuracy, every configuration gets `stability_ari`: each cross-validation fold's model routes all words,
+# and the folds' primary-expert partitions are compared by the mean pairwise adjusted Rand index (1 = the same
+# grouping, 0 = no more alike than chance; `stability_ari_baseline` is that chance level, measured with shuffled
+# labels of the same group sizes). Differentiation (`routed_js`, `rank_distance`) compares each expert's routed
+# mean output — its gate-weighted mean over the held-out words it handles.
+#
+# Selection rule: among configurations within one standard error of the best RPS whose every expert group holds
+# at least 10% of the words (`balanced`), the most stable grouping wins (`stability_ari`, compared at two
+# decimals), then the most differentiated experts (`routed_js`), then the lower RPS.
 
 # %%
 with run.section("grid_search"):
@@ -240,15 +248,20 @@ display(grid_results.drop(columns=["seconds"]))
 # %% [markdown]
 # ## 8. Router comparison
 #
-# The four routers (Top-K, noisy Top-K, expert choice, reputation-based selection) at the current NUM_EXPERTS
-# and TOP_K, scored the same way: accuracy (RPS, MAE), load balance (`load_cv`, usage entropy) and how different
-# the experts are (JS divergence and rank distance between their mean outputs).
+# The four routers (Top-K, noisy Top-K, expert choice, reputation-based selection) with 3 experts at top-1 and
+# top-2 — where they can differ (with top-k = number of experts every router selects every expert, so all four
+# would be the same model). Eight rows, each scored by cross-validation: accuracy (RPS, MAE), load balance
+# (`load_cv`, usage entropy), how different the experts' routed outputs are (`routed_js`), how reproducible the
+# grouping is across folds (`stability_ari` beside its random baseline), and the override rate: the share of
+# words whose selected experts differ from the gate's own top-k — at inference (`override_rate`) and in training
+# mode (`override_rate_training`: noise on, expert-choice capacity). Noisy top-k and expert choice route by the
+# gate's top-k at inference by design (0 there); only the reputation router's incentives can override it then.
 
 # %%
 with run.section("router_comparison"):
-    routers = search.compare_routers(X, P, grid={"num_experts": [CFG.num_experts], "top_k": [CFG.top_k]},
-                                     base_config=CFG, cv=2 if QUICK else 3, n_jobs=1 if QUICK else 2,
-                                     seed=SEED, n_reported=data.n_reported, progress=False)
+    routers = search.compare_routers(X, P, num_experts=3, top_ks=(1, 2), base_config=CFG,
+                                     cv=2 if QUICK else 3, n_jobs=1 if QUICK else 2, seed=SEED,
+                                     n_reported=data.n_reported, progress=False)
     report.write_table(routers, OUT, "router_comparison.csv")
 display(routers)
 
@@ -257,6 +270,14 @@ display(routers)
 #
 # All observed words are passed through the single model of section 4 and its routing is read out
 # (`intermediates`: the full softmax gate, the Top-K gates, every expert's output and the mixture).
+# Whenever an expert's output is summarised, it is its **routed** output: gate-weighted over the words it
+# handles (Top-K gate > 0). Its output on words routed elsewhere never enters a prediction and is not shown as
+# what it predicts.
+#
+# One model's grouping may not survive retraining. So the same words are also routed by every bootstrap replica
+# of section 6; their groupings are compared in 9.9 (does the grouping reproduce?) and the figures below mark the
+# words whose group the replicas' consensus confirms. The replicas' expert numbers are matched to this model's
+# experts by their routed mean outputs (Hungarian matching), so "expert 1" means the same thing throughout.
 #
 # ### 9.1 Top-K assignment
 #
@@ -269,6 +290,12 @@ with run.section("analysis_assignment"):
     inter = mb.intermediates(model, X)
     topk_table = analysis.topk_assignment(WORDS, inter)
     report.write_assignment(topk_table, OUT, "topk")
+    # every bootstrap replica routes all words; labels anchored on this model's routed mean outputs
+    grouping = stability.grouping_stability(stability.replica_routing(boot_info["models"], X),
+                                            reference=analysis.mean_expert_outputs(inter["expert_outputs"],
+                                                                                   inter["gates"]), seed=SEED)
+    stability_frame = analysis.stability_table(WORDS, grouping)
+    reproduced_topk = analysis.reproduced_words(topk_table["primary_expert"], stability_frame)
 weight_cols = [c for c in topk_table.columns if c.endswith("_weight")]
 print("words owned under Top-K:", analysis.ownership_counts(topk_table).to_dict())
 print("zero-weight experts per word:", (topk_table[weight_cols] == 0).sum(axis=1).value_counts().to_dict())
@@ -324,6 +351,7 @@ display(demo_diagnosis)
 with run.section("analysis_softmax"):
     softmax_table = analysis.softmax_assignment(WORDS, inter)
     report.write_assignment(softmax_table, OUT, "softmax")
+    reproduced_soft = analysis.reproduced_words(softmax_table["primary_expert"], stability_frame)
 print("words owned under the softmax rule:", analysis.ownership_counts(softmax_table).to_dict())
 display(softmax_table.head())
 
@@ -332,16 +360,18 @@ display(softmax_table.head())
 #
 # Each panel shows the words an expert owns, each sized by its gate weight for that expert: first by the Top-K
 # gates (`expert_wordclouds.png`; an unused expert has an empty panel), then by the softmax rule
-# (`expert_wordclouds_fixed.png`). Without the optional `wordcloud` package, bar charts of the top words are drawn.
+# (`expert_wordclouds_fixed.png`). Words drawn grey are not confirmed by the bootstrap replicas: their consensus
+# puts the word with another expert, or fewer than half of them agree (see 9.9). Without the optional `wordcloud`
+# package, bar charts of the top words are drawn.
 
 # %%
 with run.section("analysis_wordclouds"):
     report.write_figure(analysis.plot_expert_wordclouds(
-        topk_table, title="Top-K assignment: words per expert, size = Top-K gate weight", seed=SEED),
-        OUT, "expert_wordclouds.png")
+        topk_table, title="Top-K assignment: words per expert, size = Top-K gate weight", seed=SEED,
+        reproduced=reproduced_topk), OUT, "expert_wordclouds.png")
     report.write_figure(analysis.plot_expert_wordclouds(
-        softmax_table, title="Softmax assignment: words per expert, size = softmax probability", seed=SEED),
-        OUT, "expert_wordclouds_fixed.png")
+        softmax_table, title="Softmax assignment: words per expert, size = softmax probability", seed=SEED,
+        reproduced=reproduced_soft), OUT, "expert_wordclouds_fixed.png")
 display(Image(OUT / "expert_wordclouds.png"))
 display(Image(OUT / "expert_wordclouds_fixed.png"))
 
@@ -352,24 +382,27 @@ display(Image(OUT / "expert_wordclouds_fixed.png"))
 # under the softmax rule → `expert_feature_statistics_fixed.csv`. The figure shows the six key features per expert
 # under the Top-K assignment (`expert_feature_distributions.png`): look for an expert whose box sits apart — e.g.
 # rarer words (low Zipf-value) or words with many one-letter neighbours (hard to pin down in six tries).
+# `n_words_reproduced` / `mean_reproduced` (CSV) and the dark dots (figure) restrict this to the words whose group
+# the bootstrap consensus confirms; a difference that vanishes there is a property of this one model.
 
 # %%
 with run.section("analysis_statistics"):
-    feature_stats = analysis.expert_feature_statistics(softmax_table, data.features)
+    feature_stats = analysis.expert_feature_statistics(softmax_table, data.features, reproduced=reproduced_soft)
     report.write_table(feature_stats, OUT, "expert_feature_statistics_fixed.csv")
     report.write_figure(analysis.plot_feature_distributions(
-        topk_table, data.features, title="Key features of the words each expert owns (Top-K assignment)"),
-        OUT, "expert_feature_distributions.png")
+        topk_table, data.features, title="Key features of the words each expert owns (Top-K assignment)",
+        reproduced=reproduced_topk, seed=SEED), OUT, "expert_feature_distributions.png")
 key = feature_stats[feature_stats["key_feature"]]
-display(key.pivot(index="feature", columns="expert", values="mean"))
+display(key.pivot(index="feature", columns="expert", values=["mean", "mean_reproduced"]))
 display(Image(OUT / "expert_feature_distributions.png"))
 
 # %% [markdown]
 # ### 9.6 Prediction distributions per expert
 #
 # Left: the model's mean predicted distribution for the words each expert owns (softmax rule), with a 10–90% band.
-# Right: each expert's own output over all words — the expert's "personality": an expert peaking at 5 tries or
-# with a heavy X bucket is the one handling hard words.
+# Right: each expert's own output on the words it handles, gate-weighted by the Top-K gates — the expert's
+# "personality": an expert peaking at 5 tries or with a heavy X bucket is the one handling hard words. Words routed
+# elsewhere are left out: there the expert's output is never used (and can be absurd, e.g. 100% in one bucket).
 
 # %%
 with run.section("analysis_predictions"):
@@ -380,14 +413,15 @@ display(Image(OUT / "expert_prediction_distributions_fixed.png"))
 # %% [markdown]
 # ### 9.7 Parallel coordinates of the experts
 #
-# At each bucket the experts are ranked by their mean predicted share (1 = largest). Crossing lines mean the
+# At each bucket the experts are ranked by their routed mean share (gate-weighted over the words each expert
+# handles; 1 = largest). Crossing lines mean the
 # experts swap order between buckets — they predict different shapes, not just shifted levels. The heatmap is the
 # Euclidean distance between the experts' rank vectors (0 = same order everywhere; at most √(7·(E−1)²)); the bars
 # give each expert's rank stability (std of its rank over the buckets) and its average rank.
 
 # %%
 with run.section("analysis_ranks"):
-    fig, rank_summary = analysis.plot_expert_parallel_coordinates(inter["expert_outputs"])
+    fig, rank_summary = analysis.plot_expert_parallel_coordinates(inter)   # sparse gates: routed means
     report.write_figure(fig, OUT, "expert_parallel_coordinates.png")
     run.note("ranks", {k: rank_summary[k] for k in ("peak_positions", "avg_rank", "rank_stability", "rank_distances")})
 display(Image(OUT / "expert_parallel_coordinates.png"))
@@ -397,14 +431,40 @@ print({k: np.round(rank_summary[k], 3).tolist() for k in ("peak_positions", "avg
 # ### 9.8 Sample words: how the gates mix the experts
 #
 # For a few words (the word each expert is most sure about, and the most evenly split word): the observed
-# distribution (grey), every expert's output (dashed), the mixture the model predicts (black), and the gates
-# before and after Top-K.
+# distribution (grey bars), the output of every expert the word is routed to (dashed, in the expert's colour), the
+# mixture the model predicts (black), and the gates before and after Top-K. An expert whose Top-K gate is 0 for the
+# word is drawn grey and dotted and labelled "not used for this word": its output there is not a prediction.
 
 # %%
 with run.section("analysis_decomposition"):
     report.write_figure(analysis.plot_sample_expert_decomposition(WORDS, P, inter), OUT,
                         "expert_decomposition_samples.png")
 display(Image(OUT / "expert_decomposition_samples.png"))
+
+# %% [markdown]
+# ### 9.9 Does the grouping reproduce?
+#
+# Every bootstrap replica of section 6 (trained on its own resample of the words) routes all words; each word's
+# primary expert per replica is the largest Top-K gate. Replica labels are aligned to this model's experts by
+# their routed mean outputs. Per word, `expert_assignment_stability.csv` gives the consensus expert (most frequent
+# aligned label), the confidence (share of replicas agreeing) and each expert's share. The adjusted Rand index
+# (ARI) compares two replicas' groupings without any alignment: 1 = identical, 0 = no more alike than chance. Its
+# mean over all replica pairs is shown beside the same number for random groupings of the same sizes (≈ 0).
+# The figure: left, the word × word co-assignment (share of replicas grouping two words together; clean blocks =
+# reproducible groups); middle, the per-word confidence; right, the pairwise ARI against the random baseline.
+
+# %%
+with run.section("analysis_stability"):
+    report.write_stability(stability_frame, OUT)
+    report.write_figure(analysis.plot_assignment_stability(grouping), OUT, "expert_assignment_stability.png")
+    verdict = analysis.stability_verdict(grouping)
+    run.note("grouping_stability", {**grouping.summary(), "verdict": verdict.splitlines()[0],
+                                    "words_reproduced_topk": int(reproduced_topk.sum()),
+                                    "words_reproduced_softmax": int(reproduced_soft.sum())})
+print(verdict)
+print(f"This model's Top-K grouping: {int(reproduced_topk.sum())} of {len(WORDS)} words confirmed by the consensus.")
+display(stability_frame.sort_values("confidence", kind="stable").head(8))
+display(Image(OUT / "expert_assignment_stability.png"))
 
 # %% [markdown]
 # ## 10. Files written

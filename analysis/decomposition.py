@@ -5,8 +5,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
 from analysis.assignment import check_intermediates
 from analysis.style import BUCKET_TICKS, expert_colors, new_figure
+
+UNUSED_COLOR = "0.7"
 
 
 def default_sample_words(words: Sequence[str], intermediates: Mapping[str, np.ndarray], n_samples: int = 4) -> list:
@@ -30,8 +35,9 @@ def default_sample_words(words: Sequence[str], intermediates: Mapping[str, np.nd
 def plot_sample_expert_decomposition(words: Sequence[str], P_true: np.ndarray | None,
                                      intermediates: Mapping[str, np.ndarray],
                                      sample_words: Sequence[str] | None = None, n_samples: int = 4):
-    """One row per sample word: left, the observed distribution (grey bars), each expert's output (dashed) and
-    the gate-weighted mixture (black); right, the softmax gate probabilities and the Top-K gates actually used.
+    """One row per sample word: left, the observed distribution (grey bars), each expert's output (dashed, in
+    colour only where its Top-K gate is > 0; grey dotted and labelled "not used for this word" where the gate is 0)
+    and the gate-weighted mixture (black); right, the softmax gate probabilities and the Top-K gates actually used.
     ``P_true`` rows may be NaN (a word with no observation, e.g. EERIE); returns the figure."""
     E = check_intermediates(intermediates, len(words))
     words = [str(w) for w in words]
@@ -54,10 +60,17 @@ def plot_sample_expert_decomposition(words: Sequence[str], P_true: np.ndarray | 
         ax, axg = axes[row]
         if P_true is not None and np.all(np.isfinite(P_true[i])):
             ax.bar(x, 100 * np.asarray(P_true[i]), color="0.8", edgecolor="0.5", label="observed")
+        unused = [e for e in range(E) if gates[i, e] <= 0]
         for e in range(E):
-            ax.plot(x, 100 * outputs[i, e], ls="--", marker=".", color=colors[e], lw=1.6,
-                    label=f"expert {e} output")
-        ax.plot(x, 100 * final[i], color="k", marker="o", lw=2.2, label="mixture (model prediction)")
+            if e in unused:  # its output never enters this word's prediction: grey, thin, labelled
+                ax.plot(x, 100 * outputs[i, e], ls=":", color=UNUSED_COLOR, lw=1.0, zorder=1)
+            else:
+                ax.plot(x, 100 * outputs[i, e], ls="--", marker=".", color=colors[e], lw=1.6, zorder=2)
+        ax.plot(x, 100 * final[i], color="k", marker="o", lw=2.2, zorder=3)
+        if unused:
+            ax.text(0.99, 0.97, "not used for this word (gate 0): "
+                    + ", ".join(f"expert {e}" for e in unused) + " — grey dotted",
+                    transform=ax.transAxes, ha="right", va="top", fontsize=8.5, color="0.35")
         ax.set_xticks(x, BUCKET_TICKS)
         ax.set_ylabel("share of players (%)")
         ax.set_title(f"{w.upper()}: experts and their mixture")
@@ -76,8 +89,13 @@ def plot_sample_expert_decomposition(words: Sequence[str], P_true: np.ndarray | 
         if row == 0:
             axg.legend(fontsize=8, loc="lower right")
     axes[-1, 0].set_xlabel("tries needed (bucket)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles = ([Patch(facecolor="0.8", edgecolor="0.5")] if P_true is not None else []) + [
+        *[Line2D([], [], ls="--", marker=".", color=colors[e], lw=1.6) for e in range(E)],
+        Line2D([], [], ls=":", color=UNUSED_COLOR, lw=1.0), Line2D([], [], color="k", marker="o", lw=2.2)]
+    labels = (["observed"] if P_true is not None else []) + [
+        *[f"expert {e} output (gate > 0)" for e in range(E)],
+        "an expert's output where its gate is 0: not used for this word", "mixture (model prediction)"]
     fig.suptitle("Sample words: how the gates mix the experts' predictions", fontsize=14, fontweight="bold")
-    fig.tight_layout(rect=(0, 0.04 if len(sample_words) > 2 else 0.08, 1, 1))
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 if len(sample_words) > 2 else 0.12, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9, frameon=False)
     return fig

@@ -151,14 +151,43 @@ def test_feature_statistics_keep_an_empty_expert():
     assert (empty["n_words"] == 0).all() and empty["mean"].isna().all()
 
 
-def test_prediction_statistics_means():
-    inter = make_intermediates(30, 3, 2)
+def _absurd_elsewhere(inter: dict) -> dict:
+    """The same intermediates with every expert predicting 100% "1 try" on the words its gate is 0 for."""
+    out = inter["expert_outputs"].copy()
+    out[inter["gates"] == 0] = np.eye(7)[0]
+    return dict(inter, expert_outputs=out)
+
+
+def test_prediction_statistics_use_routed_outputs_only():
+    inter = _absurd_elsewhere(make_intermediates(30, 3, 2))
     df = analysis.softmax_assignment(make_words(30), inter)
     stats = analysis.expert_prediction_statistics(df, inter)
+    assert set(stats["source"]) == {"owned_words_mixture", "expert_output_routed"}  # no all-words curve by default
     own = stats[(stats["source"] == "owned_words_mixture") & (stats["expert"] == 0)]["mean"].to_numpy()
     np.testing.assert_allclose(own, df.loc[df["primary_expert"] == 0, PRED_COLUMNS].mean().to_numpy())
-    exp = stats[(stats["source"] == "expert_output_all_words") & (stats["expert"] == 1)]["mean"].to_numpy()
-    np.testing.assert_allclose(exp, inter["expert_outputs"][:, 1, :].mean(axis=0))
+    g = inter["gates"][:, 1]
+    routed = stats[(stats["source"] == "expert_output_routed") & (stats["expert"] == 1)]
+    expected = (g[:, None] * inter["expert_outputs"][:, 1]).sum(axis=0) / g.sum()
+    np.testing.assert_allclose(routed["mean"].to_numpy(), expected)
+    assert (routed["n_words"] == (g > 0).sum()).all()
+    handled = inter["expert_outputs"][g > 0, 1]
+    assert (routed["q90"].to_numpy() <= handled.max(axis=0) + 1e-12).all()
+    assert routed["q10"].iloc[0] < 0.9   # the absurd 100% "1 try" outputs elsewhere are not in the band
+    diag = analysis.expert_prediction_statistics(df, inter, all_words_diagnostic=True)
+    alls = diag[(diag["source"] == "expert_output_all_words_diagnostic") & (diag["expert"] == 1)]["mean"]
+    np.testing.assert_allclose(alls.to_numpy(), inter["expert_outputs"][:, 1, :].mean(axis=0))
+
+
+def test_weighted_quantiles_match_numpy_with_unit_and_repeated_weights():
+    from analysis.statistics import _weighted_quantiles
+
+    v = np.random.default_rng(0).random((25, 3))
+    np.testing.assert_allclose(_weighted_quantiles(v, np.ones(25), (0.1, 0.9)),
+                               np.quantile(v, (0.1, 0.9), axis=0, method="inverted_cdf"))
+    w = np.arange(1, 26)
+    rep = np.repeat(v, w, axis=0)  # integer weights == repeated rows
+    np.testing.assert_allclose(_weighted_quantiles(v, w.astype(float), (0.25, 0.5)),
+                               np.quantile(rep, (0.25, 0.5), axis=0, method="inverted_cdf"))
 
 
 def test_parallel_coordinates_summary_by_hand():
@@ -181,6 +210,115 @@ def test_parallel_coordinates_summary_by_hand():
     # (n, E, 7) input gives the same as its mean
     _, s2 = analysis.plot_expert_parallel_coordinates(np.repeat(means[None], 4, axis=0))
     np.testing.assert_allclose(s2["rank_distances"], s["rank_distances"])
+
+
+def test_parallel_coordinates_use_routed_means_and_skip_idle_experts():
+    inter = _absurd_elsewhere(make_intermediates(40, 3, 2))
+    fig, s = analysis.plot_expert_parallel_coordinates(inter)
+    g = inter["gates"]
+    routed = np.einsum("ne,nek->ek", g, inter["expert_outputs"]) / g.sum(axis=0)[:, None]
+    np.testing.assert_allclose(s["mean_outputs"], routed)
+    assert "routed" in fig._suptitle.get_text()
+    fig_plain, plain = analysis.plot_expert_parallel_coordinates(inter["expert_outputs"])   # no gates: diagnostic
+    np.testing.assert_allclose(plain["mean_outputs"], inter["expert_outputs"].mean(axis=0))
+    assert (plain["mean_outputs"][:, 0] > s["mean_outputs"][:, 0] + 0.15).all()  # the absurd "1 try" elsewhere
+    assert "ALL words (diagnostic)" in fig_plain._suptitle.get_text()
+    idle = make_intermediates(40, 3, 1)
+    idle["gates"][:, 2] = 0
+    idle["gates"][:, 0] = 1 - idle["gates"][:, 1]
+    fig, s = analysis.plot_expert_parallel_coordinates(idle)
+    assert np.isnan(s["ranks"][2]).all() and s["peak_positions"][2] == -1
+    assert sorted(s["ranks"][:2, 0]) == [1, 2] and np.isnan(s["rank_distances"][0, 2])
+    assert "handles no word" in fig.axes[0].get_legend().get_texts()[2].get_text()
+
+
+def test_decomposition_greys_out_experts_whose_gate_is_zero():
+    inter = make_intermediates(20, 3, 2, last=2)                # expert 2 has gate 0 on every word
+    fig = analysis.plot_sample_expert_decomposition(make_words(20), None, inter, sample_words=make_words(20)[:1])
+    ax = fig.axes[0]
+    lines = [ln for ln in ax.get_lines() if len(ln.get_xdata())]
+    assert len(lines) == 4                                      # 3 experts + the mixture
+    unused = [ln for ln in lines if ln.get_linestyle() == ":"]
+    assert len(unused) == 1
+    np.testing.assert_allclose(unused[0].get_ydata(), 100 * inter["expert_outputs"][0, 2])
+    assert any("not used for this word" in t.get_text() and "expert 2" in t.get_text() for t in ax.texts)
+    assert any("not used for this word" in t.get_text() for t in fig.legends[0].get_texts())
+
+
+def _png_bytes(fig) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def test_feature_distributions_are_deterministic_and_mark_reproduced_words():
+    inter = make_intermediates(40, 3, 2)
+    words = make_words(40)
+    soft = analysis.softmax_assignment(words, inter)
+    feats = make_features(words)
+    assert _png_bytes(analysis.plot_feature_distributions(soft, feats)) == \
+        _png_bytes(analysis.plot_feature_distributions(soft, feats))
+    keep = np.arange(40) % 4 != 0
+    fig = analysis.plot_feature_distributions(soft, feats, reproduced=keep)
+    sizes = sorted(len(c.get_offsets()) for c in fig.axes[0].collections if len(c.get_offsets()) in (10, 30))
+    assert sizes == [10, 30]
+    assert "30 of 40 words reproduced" in fig._suptitle.get_text()
+    stats = analysis.expert_feature_statistics(soft, feats, reproduced=keep)
+    assert list(stats.columns)[-2:] == ["n_words_reproduced", "mean_reproduced"]
+    row = stats[(stats["expert"] == 0) & (stats["feature"] == "Zipf-value")].iloc[0]
+    mask = (soft["primary_expert"].to_numpy() == 0) & keep
+    assert row["n_words_reproduced"] == mask.sum()
+    np.testing.assert_allclose(row["mean_reproduced"], feats["Zipf-value"].to_numpy()[mask].mean())
+
+
+def test_wordcloud_bars_grey_out_words_not_reproduced(monkeypatch):
+    monkeypatch.setitem(sys.modules, "wordcloud", None)
+    inter = make_intermediates(30, 3, 2)
+    df = analysis.topk_assignment(make_words(30), inter)
+    keep = np.zeros(30, bool)
+    with pytest.warns(RuntimeWarning):
+        fig = wordclouds.plot_expert_wordclouds(df, reproduced=keep)
+    grey = wordclouds.NOT_REPRODUCED_COLOR
+    assert all(tuple(p.get_facecolor()[:3]) == pytest.approx(grey) for p in fig.axes[0].patches)
+    assert "grey" in fig._suptitle.get_text() and "0 reproduced" in fig.axes[0].get_title()
+
+
+def _stability_result(flip: float, seed: int = 0, R: int = 12, n: int = 60):
+    from wordle_moe.stability import grouping_stability
+
+    rng = np.random.default_rng(seed)
+    truth = np.arange(n) % 3
+    gates = np.zeros((R, n, 3))
+    for r in range(R):
+        g = np.where(rng.random(n) < flip, rng.integers(0, 3, n), truth)
+        gates[r, np.arange(n), g] = 1
+    profiles = np.array([np.roll([0.02, 0.1, 0.3, 0.3, 0.18, 0.07, 0.03], e) for e in range(3)])
+    return grouping_stability({"gates": gates, "expert_outputs": np.broadcast_to(profiles, (R, n, 3, 7))})
+
+
+def test_stability_table_verdict_and_figure():
+    words = make_words(60)
+    res = _stability_result(0.05)
+    table = analysis.stability_table(words, res)
+    shares = table[["expert_0_share", "expert_1_share", "expert_2_share"]].to_numpy()
+    assert list(table.columns[:3]) == ["word", "consensus_expert", "confidence"]
+    np.testing.assert_allclose(shares.sum(axis=1), 1)
+    np.testing.assert_allclose(table["confidence"], shares.max(axis=1))
+    np.testing.assert_array_equal(table["consensus_expert"], shares.argmax(axis=1))
+    assert "IS reproducible" in analysis.stability_verdict(res)
+    noisy = _stability_result(1.0)
+    assert "NOT reproducible" in analysis.stability_verdict(noisy)
+    assert f"{noisy.baseline_ari:.3f}" in analysis.stability_verdict(noisy)
+    agree = analysis.reproduced_words(table["consensus_expert"], table)
+    assert agree.all()
+    assert not analysis.reproduced_words((table["consensus_expert"] + 1) % 3, table).any()
+    fig = analysis.plot_assignment_stability(res)
+    assert "reproduce" in fig._suptitle.get_text()
+    assert fig.axes[0].images[0].get_array().shape == (60, 60)
+    with pytest.raises(ValueError, match="59 words"):
+        analysis.stability_table(words[:59], res)
 
 
 def test_figures_have_titles_and_labels(tmp_path):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy.special import softmax
 
-from wordle_moe import search
+from wordle_moe import metrics, search
 from wordle_moe.config import ConfigError, MoEConfig
 
 FAST = MoEConfig(max_epochs=15, patience=15, hidden_size=8)
@@ -36,36 +36,67 @@ def test_differentiation_measures_on_hand_made_intermediates():
     expert_outputs = np.zeros((n, 2, 7))
     expert_outputs[:, 0] = [0.0, 0.0, 0.1, 0.5, 0.3, 0.1, 0.0]  # ranks of buckets differ between experts
     expert_outputs[:, 1] = [0.0, 0.0, 0.0, 0.1, 0.3, 0.5, 0.1]
+    # on the words routed elsewhere the experts output something absurd: it must not enter any measure
+    expert_outputs[3, 0] = [1.0, 0, 0, 0, 0, 0, 0]
+    expert_outputs[:3, 1] = [1.0, 0, 0, 0, 0, 0, 0]
     gate_scores = np.array([[0.5, 0.5]] * n)
     inter = {"gate_scores": gate_scores, "gates": np.array([[1, 0], [1, 0], [1, 0], [0, 1]], float),
              "top_k_indices": np.array([[0], [0], [0], [1]]), "expert_outputs": expert_outputs}
     d = search.differentiation(inter)
     r0 = search.bucket_ranks(expert_outputs[0, 0])[0]
-    r1 = search.bucket_ranks(expert_outputs[0, 1])[0]
+    r1 = search.bucket_ranks(expert_outputs[3, 1])[0]
     assert r0[3] == 1 and r1[5] == 1  # rank 1 = most probable bucket
     assert d["rank_distance"] == pytest.approx(np.linalg.norm(r0 - r1))
+    assert d["routed_js"] == pytest.approx(metrics.js_divergence(expert_outputs[:1, 0], expert_outputs[3:, 1])[0])
     assert d["routing_entropy"] == pytest.approx(1.0)           # 50/50 softmax: one bit
     np.testing.assert_allclose(d["usage"], [0.75, 0.25])
     assert d["usage_entropy"] == pytest.approx(-(0.75 * np.log2(0.75) + 0.25 * np.log2(0.25)))
     assert d["load_cv"] == pytest.approx(np.std([0.75, 0.25]) / 0.5)
+    assert d["override_rate"] == pytest.approx(0.25)   # ties at 50/50: the gate's own top-1 is expert 0, not 1
+    # an expert that handles no word takes part in no pair
+    idle = dict(inter, gates=np.array([[1, 0]] * n, float), top_k_indices=np.zeros((n, 1), int))
+    assert search.differentiation(idle)["routed_js"] == 0.0 and search.differentiation(idle)["override_rate"] == 0
 
 
-def test_selection_rule_on_hand_made_table():
+def test_override_rate_counts_rows_whose_selection_differs_from_the_gate_top_k():
+    scores = np.array([[0.6, 0.3, 0.1], [0.1, 0.2, 0.7], [0.3, 0.4, 0.3], [0.5, 0.1, 0.4]])
+    own_top2 = np.array([[1, 1, 0], [0, 1, 1], [1, 1, 0], [1, 0, 1]])
+    assert search.override_rate(scores, own_top2, 2) == 0.0
+    chosen = own_top2.copy()
+    chosen[1] = [1, 0, 1]                       # one row overridden
+    chosen[3] = [1, 1, 1]                       # expert-choice style: three experts took the row
+    assert search.override_rate(scores, chosen, 2) == pytest.approx(0.5)
+
+
+def _table(**extra):
     table = pd.DataFrame({
         "num_experts": [2, 3, 4, 2], "top_k": [1, 1, 2, 2],
         "rps_mean": [0.0030, 0.0031, 0.0034, 0.0032],
         "rps_se": [0.0002, 0.0001, 0.0001, 0.0001],
-        "rank_distance": [1.0, 3.0, 9.0, 5.0],   # the most differentiated (9.0) is outside 1 SE
-        "expert_js": [0.1, 0.2, 0.5, 0.3],
+        "stability_ari": [0.20, 0.60, 0.90, 0.40],   # the most stable (0.90) is outside 1 SE
+        "routed_js": [0.1, 0.2, 0.5, 0.3],
+        "min_group_share": [0.4, 0.3, 0.2, 0.25],
     })
-    # best = 0.0030 + 0.0002 -> rows 0, 1, 3 qualify; row 3 has the largest rank distance
-    assert search.select_configuration(table) == {"num_experts": 2, "top_k": 2}
+    return table.assign(**extra)
+
+
+def test_selection_rule_prefers_stable_balanced_groupings_within_one_se():
+    table = _table()
+    # best = 0.0030 + 0.0002 -> rows 0, 1, 3 qualify; row 1 has the most stable grouping
+    assert search.select_configuration(table) == {"num_experts": 3, "top_k": 1}
     marked = search.mark_selection(table)
-    assert marked["selected"].tolist() == [False, False, False, True]
+    assert marked["selected"].tolist() == [False, True, False, False]
     assert marked["within_1se"].tolist() == [True, True, False, True]
-    # ties in rank distance fall back to the larger expert JS
-    tied = table.assign(rank_distance=[1.0, 5.0, 9.0, 5.0], expert_js=[0.1, 0.4, 0.5, 0.3])
-    assert search.select_configuration(tied) == {"num_experts": 3, "top_k": 1}
+    # a group below 10% of the words excludes the configuration, however stable
+    skewed = _table(min_group_share=[0.4, 0.05, 0.2, 0.25])
+    assert search.select_configuration(skewed) == {"num_experts": 2, "top_k": 2}
+    assert search.mark_selection(skewed)["balanced"].tolist() == [True, False, True, True]
+    # stability equal at two decimals: the larger routed JS wins
+    tied = _table(stability_ari=[0.20, 0.601, 0.9, 0.598])
+    assert search.select_configuration(tied) == {"num_experts": 2, "top_k": 2}
+    # nothing balanced within 1 SE: the balance condition is dropped, not the accuracy condition
+    none = _table(min_group_share=[0.01, 0.02, 0.5, 0.03])
+    assert search.select_configuration(none) == {"num_experts": 3, "top_k": 1}
 
 
 def test_grid_of_two_configurations_end_to_end(tmp_path):
@@ -73,9 +104,11 @@ def test_grid_of_two_configurations_end_to_end(tmp_path):
     results = search.grid_search(X, P, {"num_experts": [2], "top_k": [1, 2]}, base_config=FAST, cv=2,
                                  n_jobs=1, output_dir=tmp_path, progress=False)
     assert len(results) == 2 and results["selected"].sum() == 1
-    for col in ["rps_mean", "rps_se", "mae_pp_mean", "rank_distance", "expert_js", "routing_entropy",
-                "usage_entropy", "load_cv", "expert_usage"]:
-        assert col in results
+    for col in search.SCORE_COLUMNS:
+        assert col in results, col
+    assert results["stability_ari"].between(-1, 1).all() and results["stability_ari_baseline"].abs().max() < 0.2
+    assert results["min_group_share"].between(0, 0.5).all()  # 2 experts: the smaller group holds <= half
+    assert (results["override_rate"] == 0).all()  # top-k router at inference: never overrides its gate
     assert (results["rps_mean"] > 0).all() and (results["routing_entropy"] >= 0).all()
     usage = results["expert_usage"].str.split(";").apply(lambda u: sum(map(float, u)))
     np.testing.assert_allclose(usage, 1.0, atol=2e-3)
@@ -103,10 +136,30 @@ def test_compare_routers_reuses_results():
     rows = []
     for i, router in enumerate(["topk", "noisy_topk", "expert_choice", "reputation"]):
         for k, rps in [(1, 0.003 + i * 1e-4), (2, 0.0029 + i * 1e-4)]:
-            rows.append({"router": router, "num_experts": 2, "top_k": k, "hidden_size": 8, "rps_mean": rps,
+            rows.append({"router": router, "num_experts": 3, "top_k": k, "hidden_size": 8, "rps_mean": rps,
                          "rps_se": 1e-4, "mae_pp_mean": 2.0, "load_cv": 0.1 * k, "usage_entropy": 0.9,
-                         "routing_entropy": 0.8, "expert_js": 0.2, "rank_distance": 1.0, "expert_usage": "0.5;0.5"})
+                         "routing_entropy": 0.8, "routed_js": 0.2, "rank_distance": 1.0, "expert_usage": "0.5;0.5",
+                         "stability_ari": 0.1 * i, "stability_ari_baseline": 0.0, "override_rate": 0.0,
+                         "override_rate_training": 0.2, "min_group_share": 0.3})
     table = search.compare_routers(None, None, results=pd.DataFrame(rows))
-    assert table["router"].tolist() == ["topk", "noisy_topk", "expert_choice", "reputation"]
-    assert (table["top_k"] == 2).all()  # the lower-RPS setting of each router
-    assert table.loc[0, "rps"] == pytest.approx(0.0029)
+    assert list(table.columns) == search.ROUTER_COMPARISON_COLUMNS and len(table) == 8
+    assert table["router"].tolist() == [r for r in ["topk", "noisy_topk", "expert_choice", "reputation"]
+                                        for _ in (1, 2)]
+    assert table["top_k"].tolist() == [1, 2] * 4 and (table["num_experts"] == 3).all()
+    assert table.loc[1, "rps"] == pytest.approx(0.0029) and table.loc[6, "stability_ari"] == pytest.approx(0.3)
+    with pytest.raises(ConfigError, match="TOP_K"):
+        search.compare_routers(None, None, results=pd.DataFrame(rows), top_ks=(1, 4))
+
+
+def test_compare_routers_scores_every_router_at_top1_and_top2():
+    X, P = _data(36)
+    table = search.compare_routers(X, P, num_experts=3, base_config=FAST.replace(max_epochs=8), cv=2, n_jobs=1,
+                                   progress=False)
+    assert len(table) == 8 and set(table["top_k"]) == {1, 2}
+    for col in ("load_cv", "usage_entropy", "routed_js", "stability_ari", "override_rate"):
+        assert table[col].notna().all(), col
+    assert table["override_rate"].between(0, 1).all() and table["stability_ari"].between(-1, 1).all()
+    plain = table[table["router"].isin(["topk", "noisy_topk", "expert_choice"])]
+    assert (plain["override_rate"] == 0).all()   # their inference rule is the gate's own top-k
+    ec = table[(table["router"] == "expert_choice")]
+    assert (ec["override_rate_training"] > 0).all()  # capacity routing in training does override the gate

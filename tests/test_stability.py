@@ -145,6 +145,9 @@ def test_replica_routing_matches_single_replica_intermediates():
         for k in stability.ROUTING_KEYS:
             np.testing.assert_allclose(routing[k][r], one[k])
     np.testing.assert_array_equal(stability.primary_experts(routing["gates"]), routing["gates"].argmax(-1))
+    both = stability.replica_routing([model, model], X)    # a list of models (sequential bootstrap) stacks along R
+    assert both["gates"].shape == (8, 9, 3)
+    np.testing.assert_array_equal(both["gates"][4:], routing["gates"])
 
 
 def test_relabel_and_shares():

@@ -19,6 +19,7 @@ from wordle_moe.io import save_figure, write_csv
 from wordle_moe.paths import BUCKET_LABELS, PRED_COLUMNS, TRY_COLUMNS
 
 ASSIGNMENT_FILES = {"topk": "expert_assignment_all_data.csv", "softmax": "expert_assignment_fixed.csv"}
+STABILITY_FILES = {"csv": "expert_assignment_stability.csv", "png": "expert_assignment_stability.png"}
 TIMING_COLUMNS = ("seconds", "fit_seconds", "fit_seconds_mean", "fit_seconds_std", "predict_seconds")
 SUM_TOLERANCE = 1e-6
 
@@ -42,7 +43,7 @@ def expected_outputs(holdout_word: str) -> list[str]:
         "expert_assignment_all_data.csv", "expert_assignment_fixed.csv", "expert_feature_statistics_fixed.csv",
         "expert_wordclouds.png", "expert_wordclouds_fixed.png", "expert_feature_distributions.png",
         "expert_prediction_distributions_fixed.png", "expert_parallel_coordinates.png",
-        "expert_decomposition_samples.png", "run_manifest.json",
+        "expert_decomposition_samples.png", *STABILITY_FILES.values(), "run_manifest.json",
     ]
 
 
@@ -107,6 +108,19 @@ def write_assignment(df: pd.DataFrame, output_dir: str | os.PathLike, kind: str)
         raise ValueError(f"kind must be one of {list(ASSIGNMENT_FILES)}")
     check_assignment(df)
     return write_csv(df, Path(output_dir) / ASSIGNMENT_FILES[kind])
+
+
+def write_stability(table: pd.DataFrame, output_dir: str | os.PathLike) -> Path:
+    """expert_assignment_stability.csv, checked: shares sum to 1, confidence = max share, consensus = argmax."""
+    shares = table[[c for c in table.columns if c.startswith("expert_") and c.endswith("_share")]].to_numpy(float)
+    if list(table.columns[:3]) != ["word", "consensus_expert", "confidence"] or shares.shape[1] == 0:
+        raise ValueError(f"stability columns {list(table.columns)} differ from word, consensus_expert, confidence, "
+                         "expert_0_share ..")
+    if len(table) and (np.abs(shares.sum(axis=1) - 1).max() > SUM_TOLERANCE
+                       or np.abs(shares.max(axis=1) - table["confidence"].to_numpy(float)).max() > SUM_TOLERANCE
+                       or (shares.argmax(axis=1) != table["consensus_expert"].to_numpy()).any()):
+        raise ValueError("stability shares must sum to 1 with confidence = max share and consensus = its expert")
+    return write_csv(table, Path(output_dir) / STABILITY_FILES["csv"])
 
 
 def prediction_frame(words: Sequence[str], P_pred: np.ndarray, P_true: np.ndarray | None = None,

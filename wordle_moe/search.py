@@ -1,13 +1,20 @@
 """Grid search over MoE configurations (SPEC §6) and the router comparison.
 
 Every configuration is scored by K-fold cross-validation (mean RPS, its standard error over
-folds, MAE) and, beside accuracy, by how differentiated its experts are: the rank distance
-between the experts' mean outputs (Euclidean over bucket-rank vectors), their pairwise JS
-divergence, the routing entropy and the expert usage. Configurations run in parallel with
-``joblib.Parallel`` under whatever ``joblib.parallel_config`` is active (loky, threads, Dask...).
+folds, MAE) and, beside accuracy, by how differentiated and how reproducible its experts are:
+measured on the held-out words, the rank distance and pairwise JS divergence between the experts'
+ROUTED mean outputs (each expert's gate-weighted mean over the words it handles, never over words
+routed elsewhere), the routing entropy, the expert usage and the override rate; and, with every
+fold's model routing ALL words, the stability of the grouping (mean pairwise adjusted Rand index
+of the folds' primary-expert partitions, beside a size-matched random baseline ≈ 0).
+Configurations run in parallel with ``joblib.Parallel`` under whatever ``joblib.parallel_config``
+is active (loky, threads, Dask...).
 
-Selection rule: among configurations whose RPS is within one standard error of the best,
-take the most differentiated (largest rank distance, then largest expert JS, then lowest RPS).
+Selection rule (``select_configuration``): among configurations whose RPS is within one standard
+error of the best and whose every expert group holds at least MIN_GROUP_SHARE (10%) of the words,
+take the most stable grouping (largest stability ARI, compared at two decimals), then the most
+differentiated (largest routed JS), then the lowest RPS. If no configuration within one standard
+error is balanced, the balance condition is dropped (the ``balanced`` column shows it).
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ from scipy.stats import rankdata
 from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
-from wordle_moe import metrics
+from wordle_moe import metrics, stability
 from wordle_moe.config import ROUTERS, ConfigError, MoEConfig
 
 # SPEC §6 grids, plus the loss-weight and router grids of the search
@@ -42,8 +49,15 @@ GRID_ROUTER = [r for r in SPEC_ROUTERS if r in ROUTERS]
 
 KNOB_COLUMNS = ["num_experts", "top_k", "hidden_size", "router", "aux_loss_weight", "expert_diversity_coef",
                 "expert_output_diversity_coef", "expert_js_divergence_coef"]
-SCORE_COLUMNS = ["rps_mean", "rps_se", "mae_pp_mean", "mae_pp_se", "js_mean", "rank_distance", "expert_js",
-                 "routing_entropy", "usage_entropy", "load_cv", "min_usage", "expert_usage", "seconds"]
+SCORE_COLUMNS = ["rps_mean", "rps_se", "mae_pp_mean", "mae_pp_se", "js_mean", "rank_distance", "routed_js",
+                 "routing_entropy", "usage_entropy", "load_cv", "override_rate", "override_rate_training",
+                 "min_usage", "expert_usage", "stability_ari", "stability_ari_baseline", "min_group_share",
+                 "seconds"]
+MIN_GROUP_SHARE = 0.10   # selection rule: every expert group must hold at least this share of the words
+ROUTER_COMPARISON_COLUMNS = ["router", "num_experts", "top_k", "rps", "rps_se", "mae_pp", "load_cv", "usage_entropy",
+                             "routed_js", "stability_ari", "stability_ari_baseline", "override_rate",
+                             "override_rate_training", "min_group_share", "rank_distance", "routing_entropy",
+                             "expert_usage", "n_folds"]
 
 
 def full_grid() -> dict[str, list]:
@@ -128,41 +142,82 @@ def bucket_ranks(mean_outputs: np.ndarray) -> np.ndarray:
     return np.vstack([rankdata(-row, method="average") for row in np.atleast_2d(mean_outputs)])
 
 
+def routed_pair_measures(mean_outputs: np.ndarray) -> tuple[float, float]:
+    """(mean rank distance, mean JS divergence) over the expert pairs whose routed mean outputs (E, 7) both exist
+    (an expert that handles no word has a NaN row and takes part in no pair); 0.0 when no pair exists."""
+    m = np.asarray(mean_outputs, dtype=float)
+    live = np.flatnonzero(np.isfinite(m).all(axis=1))
+    if len(live) < 2:
+        return 0.0, 0.0
+    a, b = np.array(list(itertools.combinations(live, 2))).T
+    ranks = np.full(m.shape, np.nan)
+    ranks[live] = bucket_ranks(m[live])
+    return (float(np.linalg.norm(ranks[a] - ranks[b], axis=1).mean()),
+            float(metrics.js_divergence(m[a], m[b]).mean()))
+
+
+def override_rate(gate_scores: np.ndarray, selected: np.ndarray, top_k: int) -> float:
+    """Share of rows whose selected experts (0/1 mask (n, E)) differ from the gate's own top-k of ``gate_scores``."""
+    scores = np.asarray(gate_scores, dtype=float)
+    own = np.zeros(scores.shape, dtype=bool)
+    np.put_along_axis(own, np.argsort(-scores, axis=-1, kind="stable")[..., :top_k], True, axis=-1)
+    return float((own != (np.asarray(selected) > 0)).any(axis=-1).mean())
+
+
 def differentiation(inter: Mapping[str, Any]) -> dict[str, Any]:
-    """Expert-differentiation measures from ``intermediates(model, X)`` of one model."""
+    """Expert-differentiation measures from ``intermediates(model, X)`` of one model.
+
+    Expert outputs are summarised by their ROUTED mean (gate-weighted over the words each expert handles):
+    an expert's output on words routed elsewhere never enters the prediction, so it is not measured.
+    """
     gate_scores = np.asarray(inter["gate_scores"], dtype=float)
     gates = np.asarray(inter["gates"], dtype=float)
-    experts = np.asarray(inter["expert_outputs"], dtype=float)
-    top1 = np.asarray(inter["top_k_indices"])[:, 0]
+    top_idx = np.asarray(inter["top_k_indices"])
     E = gate_scores.shape[1]
-    mean_out = experts.mean(axis=0)                                   # (E, 7): each expert's mean output
-    ranks = bucket_ranks(mean_out)
-    pairs = list(itertools.combinations(range(E), 2))
-    if pairs:
-        a, b = np.array(pairs).T
-        rank_distance = float(np.linalg.norm(ranks[a] - ranks[b], axis=1).mean())
-        expert_js = float(metrics.js_divergence(mean_out[a], mean_out[b]).mean())
-    else:
-        rank_distance = expert_js = 0.0
-    usage = np.bincount(top1, minlength=E) / len(top1)                # share of words whose first choice is e
+    routed = stability.routed_mean_outputs(inter["expert_outputs"], gates)[0]   # (E, 7), NaN: handles no word
+    rank_distance, routed_js = routed_pair_measures(routed)
+    usage = np.bincount(top_idx[:, 0], minlength=E) / len(top_idx)    # share of words whose first choice is e
     load = gates.mean(axis=0)                                         # gate mass per expert
+    selected = inter.get("dispatch")
+    if selected is None:
+        selected = (top_idx[..., None] == np.arange(E)).any(axis=-2)
     return {
         "rank_distance": rank_distance,
-        "expert_js": expert_js,
+        "routed_js": routed_js,
         "routing_entropy": float(_entropy_bits(gate_scores).mean()),
         "usage_entropy": float(_entropy_bits(usage) / np.log2(E)) if E > 1 else 0.0,
         "load_cv": float(load.std() / load.mean()) if load.mean() > 0 else float("nan"),
+        "override_rate": override_rate(gate_scores, selected, top_idx.shape[-1]),
         "usage": usage,
     }
+
+
+def training_override_rate(model: Any, X: np.ndarray) -> float:
+    """Override rate of the router as it routes in TRAINING mode (noise on, expert-choice capacity) on rows X."""
+    import torch
+
+    model.train()
+    try:
+        with torch.no_grad():
+            out = model(np.asarray(X, dtype=np.float32), return_intermediate=True)
+    finally:
+        model.eval()
+    if "overridden" in out:   # the engine's own mask (routers.overridden_rows): the same definition
+        return float(out["overridden"][0].float().mean())
+    return override_rate(out["gate_scores"][0].numpy(), out["dispatch"][0].numpy(), out["top_k_indices"].shape[-1])
 
 
 def score_configuration(X: np.ndarray, P: np.ndarray, knobs: Mapping[str, Any], *,
                         base_config: MoEConfig | None = None, cv: int = 3, seed: int = 0,
                         n_reported: np.ndarray | None = None, config_id: int = 0) -> dict[str, Any]:
-    """Cross-validated accuracy and expert differentiation of one configuration (a joblib task)."""
+    """Cross-validated accuracy, expert differentiation and grouping stability of one configuration (a joblib task).
+
+    Differentiation is measured on each fold's held-out words; stability with every fold's model routing ALL
+    words: the mean pairwise ARI of the folds' primary-expert partitions (cv >= 2 folds give cv·(cv−1)/2 pairs).
+    """
     start = time.perf_counter()
     config = (base_config or MoEConfig()).replace(**dict(knobs)).validate()
-    fold_rps, fold_mae, fold_js, diffs = [], [], [], []
+    fold_rps, fold_mae, fold_js, diffs, labels, train_override = [], [], [], [], [], []
     with _single_thread_torch():
         from wordle_moe.training import intermediates, predict_proba
 
@@ -173,16 +228,24 @@ def score_configuration(X: np.ndarray, P: np.ndarray, knobs: Mapping[str, Any], 
             fold_mae.append(metrics.mae_pp(P[te], pred).mean())
             fold_js.append(metrics.js_divergence(P[te], pred).mean())
             diffs.append(differentiation(intermediates(model, X[te])))  # measured on unseen words
+            labels.append(stability.primary_experts(intermediates(model, X)["gates"])[0])  # all words
+            train_override.append(training_override_rate(model, X[tr]))
     se = (lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0)
     usage = np.mean([d["usage"] for d in diffs], axis=0)
+    labels = np.stack(labels)
+    group_share = np.mean([np.bincount(lab, minlength=config.num_experts) / len(lab) for lab in labels], axis=0)
     row = {"config_id": config_id, **{k: getattr(config, k) for k in KNOB_COLUMNS}, **dict(knobs)}
     row.update({
         "rps_mean": float(np.mean(fold_rps)), "rps_se": se(fold_rps),
         "mae_pp_mean": float(np.mean(fold_mae)), "mae_pp_se": se(fold_mae), "js_mean": float(np.mean(fold_js)),
         **{k: float(np.mean([d[k] for d in diffs])) for k in
-           ("rank_distance", "expert_js", "routing_entropy", "usage_entropy", "load_cv")},
+           ("rank_distance", "routed_js", "routing_entropy", "usage_entropy", "load_cv", "override_rate")},
+        "override_rate_training": float(np.mean(train_override)),
         "min_usage": float(usage.min()),
         "expert_usage": ";".join(f"{u:.3f}" for u in usage),
+        "stability_ari": stability.mean_pairwise_ari(labels),
+        "stability_ari_baseline": stability.random_baseline_ari(labels, seed=seed),
+        "min_group_share": float(group_share.min()),
         "seconds": time.perf_counter() - start,
     })
     return row
@@ -236,25 +299,32 @@ def grid_search(X: np.ndarray, P: np.ndarray, grid: Mapping[str, Sequence[Any]],
 
 
 def mark_selection(results: pd.DataFrame) -> pd.DataFrame:
-    """Add ``within_1se`` and ``selected`` columns following the selection rule."""
+    """Add ``within_1se``, ``balanced`` and ``selected`` columns following the selection rule."""
     out = results.copy()
     best = out.loc[out["rps_mean"].idxmin()]
     out["within_1se"] = out["rps_mean"] <= best["rps_mean"] + best["rps_se"]
+    out["balanced"] = out["min_group_share"] >= MIN_GROUP_SHARE if "min_group_share" in out else True
     out["selected"] = False
     out.loc[_selected_index(out), "selected"] = True
     return out
 
 
 def _selected_index(results: pd.DataFrame) -> Any:
+    """Index of the chosen row: within 1 SE of the best RPS, every group >= MIN_GROUP_SHARE of the words (dropped
+    when no such row exists), then the largest stability ARI (two decimals), routed JS, lowest RPS."""
     best = results.loc[results["rps_mean"].idxmin()]
     pool = results[results["rps_mean"] <= best["rps_mean"] + best["rps_se"]]
-    ordered = pool.sort_values(["rank_distance", "expert_js", "rps_mean"], ascending=[False, False, True],
-                               kind="mergesort")
+    if "min_group_share" in pool:
+        balanced = pool[pool["min_group_share"] >= MIN_GROUP_SHARE]
+        pool = balanced if len(balanced) else pool
+    keys = pool.assign(_ari=pool["stability_ari"].fillna(-1.0).round(2) if "stability_ari" in pool else 0.0,
+                       _js=pool["routed_js"] if "routed_js" in pool else 0.0)
+    ordered = keys.sort_values(["_ari", "_js", "rps_mean"], ascending=[False, False, True], kind="mergesort")
     return ordered.index[0]
 
 
 def select_configuration(results: pd.DataFrame) -> dict[str, Any]:
-    """Knobs of the most differentiated configuration whose RPS is within one standard error of the best."""
+    """Knobs of the configuration the selection rule picks (see the module docstring)."""
     if results.empty:
         raise ValueError("no grid-search results to select from")
     row = results.loc[_selected_index(results)]
@@ -262,34 +332,48 @@ def select_configuration(results: pd.DataFrame) -> dict[str, Any]:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row[knobs].items()}
 
 
-def compare_routers(X: np.ndarray, P: np.ndarray, *, grid: Mapping[str, Sequence[Any]] | None = None,
-                    results: pd.DataFrame | None = None, routers: Sequence[str] = tuple(GRID_ROUTER),
-                    base_config: MoEConfig | None = None, cv: int = 3, n_jobs: int | None = 2, seed: int = 0,
-                    output_dir: str | os.PathLike | None = None, n_reported: np.ndarray | None = None,
-                    progress: bool = True) -> pd.DataFrame:
-    """The routers at their best settings (lowest CV RPS over ``grid``): accuracy, balance, specialization.
+def compare_routers(X: np.ndarray | None, P: np.ndarray | None, *, num_experts: int = 3,
+                    top_ks: Sequence[int] = (1, 2), results: pd.DataFrame | None = None,
+                    routers: Sequence[str] = tuple(GRID_ROUTER), base_config: MoEConfig | None = None, cv: int = 3,
+                    n_jobs: int | None = 2, seed: int = 0, output_dir: str | os.PathLike | None = None,
+                    n_reported: np.ndarray | None = None, progress: bool = True) -> pd.DataFrame:
+    """The routers where they can differ: ``num_experts`` experts at each top-k in ``top_ks`` (top-k below the
+    number of experts; at top_k = num_experts every router selects every expert), one row per (router, top-k).
 
-    Reuses grid-search ``results`` when they already vary the router; otherwise runs ``grid`` once
-    per router. Writes router_comparison.csv when ``output_dir`` is given.
+    Columns: accuracy (RPS, its SE, MAE), load CV, usage entropy, routed-output JS, grouping stability (ARI of the
+    folds' partitions and its random baseline), and the override rate (share of words whose selected experts
+    differ from the gate's own top-k) at inference and in training mode. Reuses grid-search ``results`` that
+    hold every (router, top-k) at ``num_experts``; otherwise scores them. Writes router_comparison.csv when
+    ``output_dir`` is given.
     """
-    if results is None or "router" not in results or not set(routers) <= set(results["router"]):
-        grid = dict(grid or {"num_experts": [2, 3], "top_k": [1, 2]})
-        grid["router"] = list(routers)
-        results = grid_search(X, P, grid, base_config=base_config, cv=cv, n_jobs=n_jobs, seed=seed,
-                              n_reported=n_reported, progress=progress)
+    top_ks = [int(k) for k in top_ks]
+    if any(not 1 <= k <= num_experts for k in top_ks):
+        raise ConfigError(f"every TOP_K in {top_ks} must be in 1..NUM_EXPERTS={num_experts}")
+    want = {(r, k) for r in routers for k in top_ks}
+    have = set()
+    if results is not None and {"router", "top_k", "num_experts"} <= set(results.columns):
+        sub = results[results["num_experts"] == num_experts]
+        have = set(zip(sub["router"], sub["top_k"].astype(int)))
+    if not want <= have:
+        results = grid_search(X, P, {"num_experts": [num_experts], "top_k": top_ks, "router": list(routers)},
+                              base_config=base_config, cv=cv, n_jobs=n_jobs, seed=seed, n_reported=n_reported,
+                              progress=progress)
     rows = []
     for router in routers:
-        sub = results[results["router"] == router]
-        best = sub.loc[sub["rps_mean"].idxmin()]
-        rows.append({
-            "router": router, "num_experts": best["num_experts"], "top_k": best["top_k"],
-            "hidden_size": best["hidden_size"], "rps": best["rps_mean"], "rps_se": best["rps_se"],
-            "mae_pp": best["mae_pp_mean"], "load_cv": best["load_cv"], "usage_entropy": best["usage_entropy"],
-            "routing_entropy": best["routing_entropy"], "specialization_js": best["expert_js"],
-            "specialization_rank_distance": best["rank_distance"], "expert_usage": best["expert_usage"],
-            "n_configurations": len(sub),
-        })
-    table = pd.DataFrame(rows)
+        for k in top_ks:
+            sub = results[(results["router"] == router) & (results["top_k"] == k)
+                          & (results["num_experts"] == num_experts)]
+            best = sub.loc[sub["rps_mean"].idxmin()]   # one row unless the results vary other knobs too
+            rows.append({
+                "router": router, "num_experts": int(num_experts), "top_k": int(k),
+                "rps": best["rps_mean"], "rps_se": best["rps_se"], "mae_pp": best["mae_pp_mean"],
+                **{c: best.get(c, np.nan) for c in ("load_cv", "usage_entropy", "routed_js", "stability_ari",
+                                                    "stability_ari_baseline", "override_rate",
+                                                    "override_rate_training", "min_group_share",
+                                                    "rank_distance", "routing_entropy", "expert_usage")},
+                "n_folds": int(cv),
+            })
+    table = pd.DataFrame(rows, columns=ROUTER_COMPARISON_COLUMNS)
     if output_dir is not None:
         from wordle_moe.io import write_csv
 

@@ -34,9 +34,13 @@ MAX_EXHAUSTIVE_EXPERTS = 7   # 7! = 5040 permutations per replica: still one che
 
 def replica_routing(model: Any, X: Any) -> dict[str, np.ndarray]:
     """Every replica's routing of the rows X as numpy: gate_scores (R,n,E), top_k_indices (R,n,k),
-    gates (R,n,E) sparse rows summing to 1, expert_outputs (R,n,E,7), final_output (R,n,7)."""
+    gates (R,n,E) sparse rows summing to 1, expert_outputs (R,n,E,7), final_output (R,n,7).
+    ``model`` is one (batched) model or a list of them (e.g. the bootstrap's), stacked along R."""
     import torch
 
+    if isinstance(model, (list, tuple)):
+        parts = [replica_routing(m, X) for m in model]
+        return {k: np.concatenate([p[k] for p in parts], axis=0) for k in ROUTING_KEYS}
     model.eval()
     with torch.no_grad():
         out = model(np.asarray(X, dtype=np.float32), return_intermediate=True)

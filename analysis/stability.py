@@ -1,0 +1,131 @@
+"""Does the expert grouping reproduce? The bootstrap replicas' consensus grouping as a table, a verdict and a figure.
+
+The numbers come from ``wordle_moe.stability.grouping_stability`` (labels aligned across replicas,
+consensus, pairwise adjusted Rand index (ARI) and its random baseline); this module shapes them for
+readers. A word is "reproduced" for a model's grouping when the consensus of the replicas puts it with
+the same expert and at least half of the replicas agree.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis.style import expert_colors, new_figure
+from wordle_moe.stability import GroupingStability, co_assignment
+
+# ARI >= 0.65 is "moderate" agreement or better in the clustering literature (Steinley 2004); < 0.2 is close
+# to what unrelated partitions of these sizes give.
+REPRODUCIBLE_ARI = 0.65
+PARTLY_REPRODUCIBLE_ARI = 0.2
+MIN_CONFIDENCE = 0.5
+
+
+def share_columns(num_experts: int) -> list[str]:
+    """expert_0_share .. expert_{E-1}_share."""
+    return [f"expert_{e}_share" for e in range(num_experts)]
+
+
+def stability_table(words: Sequence[str], result: GroupingStability) -> pd.DataFrame:
+    """One row per word: consensus_expert, confidence (share of replicas agreeing) and each expert's share."""
+    words = np.asarray(list(words), dtype=object)
+    if len(words) != result.shares.shape[0]:
+        raise ValueError(f"{len(words)} words but the stability result covers {result.shares.shape[0]}")
+    df = pd.DataFrame({"word": words, "consensus_expert": result.consensus_expert.astype(int),
+                       "confidence": result.confidence})
+    for e, col in enumerate(share_columns(result.num_experts)):
+        df[col] = result.shares[:, e]
+    return df
+
+
+def reproduced_words(primary_expert: Sequence[int], table: pd.DataFrame,
+                     min_confidence: float = MIN_CONFIDENCE) -> np.ndarray:
+    """True where a model's primary expert for the word equals the consensus expert and the consensus holds in
+    at least ``min_confidence`` of the replicas (rows in the table's order)."""
+    primary = np.asarray(primary_expert)
+    if len(primary) != len(table):
+        raise ValueError(f"{len(primary)} primary experts for {len(table)} words")
+    return (primary == table["consensus_expert"].to_numpy()) & (table["confidence"].to_numpy() >= min_confidence)
+
+
+def stability_verdict(result: GroupingStability) -> str:
+    """Plain-language answer to "does the grouping reproduce?", with the numbers it rests on."""
+    s = result.summary()
+    R = s["n_replicas"]
+    if R < 2:
+        return "Only one replica: the stability of the grouping cannot be measured (set BOOTSTRAP_B >= 2)."
+    ari, base = s["mean_pairwise_ari"], s["baseline_ari"]
+    numbers = (f"mean pairwise adjusted Rand index {ari:.3f} over {R * (R - 1) // 2} pairs of {R} bootstrap replicas "
+               f"(5–95%: {s['ari_q05']:.3f} to {s['ari_q95']:.3f}); random groupings of the same sizes: {base:.3f}. "
+               f"{100 * s['share_words_confidence_ge_0.8']:.0f}% of the words go to their consensus expert in at "
+               f"least 80% of the replicas (mean confidence {s['mean_confidence']:.2f}).")
+    if ari >= REPRODUCIBLE_ARI:
+        verdict = ("The grouping IS reproducible at this configuration: resampled models put the words into "
+                   "largely the same groups.")
+    elif ari >= PARTLY_REPRODUCIBLE_ARI:
+        verdict = ("The grouping is only PARTLY reproducible at this configuration: the replicas agree more than "
+                   "chance but regroup many words; trust only the words with high confidence.")
+    else:
+        verdict = ("The grouping is NOT reproducible at this configuration: the replicas' groupings agree little "
+                   "more than chance. Which words an expert owns is a property of one trained model, not of the "
+                   "words; read the word clouds and per-expert statistics with that in mind.")
+    return f"{verdict}\n{numbers}"
+
+
+def sorted_word_order(result: GroupingStability) -> np.ndarray:
+    """Words ordered by consensus expert, then by falling confidence (stable): blocks on the co-assignment map."""
+    return np.lexsort((-result.confidence, result.consensus_expert))
+
+
+def plot_assignment_stability(result: GroupingStability, title: str | None = None):
+    """Left: word × word co-assignment (share of replicas putting two words with the same expert), words sorted by
+    consensus expert and confidence; middle: confidence histogram per consensus expert; right: pairwise ARI
+    between replicas beside the size-matched random baseline. Returns the figure."""
+    E = result.num_experts
+    colors = expert_colors(E)
+    order = sorted_word_order(result)
+    co = co_assignment(result.labels)[np.ix_(order, order)]
+    fig, (ax_co, ax_conf, ax_ari) = new_figure(1, 3, figsize=(18, 5.6), gridspec_kw={"width_ratios": [1.15, 1, 1]})
+    im = ax_co.imshow(co, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(im, ax=ax_co, fraction=0.046, pad=0.04, label="share of replicas grouping the two words together")
+    sizes = np.bincount(result.consensus_expert, minlength=E)
+    edges = np.concatenate([[0], np.cumsum(sizes)])
+    for e in range(E):
+        if sizes[e] == 0:
+            continue
+        lo, hi = edges[e] - 0.5, edges[e + 1] - 0.5
+        ax_co.plot([lo, hi, hi, lo, lo], [lo, lo, hi, hi, lo], color=colors[e], lw=1.8)
+        if sizes[e] >= 0.08 * len(order):   # label blocks wide enough to hold it (the legend beside names all)
+            ax_co.text((lo + hi) / 2, -3, f"expert {e}", color=colors[e], ha="center", va="bottom", fontsize=9,
+                       fontweight="bold")
+    ax_co.set_xlabel("words, sorted by consensus expert, then confidence")
+    ax_co.set_ylabel("words (same order)")
+    ax_co.set_xticks([])
+    ax_co.set_yticks([])
+    ax_co.set_title("Co-assignment across replicas", pad=18)
+    bins = np.linspace(1.0 / E - 1e-9, 1.0 + 1e-9, 11) if E > 1 else np.linspace(0, 1, 11)
+    data = [result.confidence[result.consensus_expert == e] for e in range(E)]
+    ax_conf.hist(data, bins=bins, stacked=True, color=colors, edgecolor="white",
+                 label=[f"consensus expert {e} (n={len(d)})" for e, d in enumerate(data)])
+    ax_conf.axvline(MIN_CONFIDENCE, color="0.3", ls="--", lw=1)
+    ax_conf.set_xlabel("confidence: share of replicas giving the word to its consensus expert")
+    ax_conf.set_ylabel("number of words")
+    ax_conf.set_title("Per-word confidence")
+    ax_conf.set_ylim(0, 1.3 * ax_conf.get_ylim()[1])   # room for the legend above the bars
+    ax_conf.legend(fontsize=9, loc="upper left")
+    pairs, base = result.off_diagonal(), result.off_diagonal(baseline=True)
+    lo = min(pairs.min(initial=0.0), base.min(initial=0.0), -0.05)
+    ari_bins = np.linspace(lo, 1.0, 41)
+    ax_ari.hist(base, bins=ari_bins, color="0.6", alpha=0.7, label=f"random groupings, same sizes (mean {result.baseline_ari:.3f})")
+    ax_ari.hist(pairs, bins=ari_bins, color="tab:blue", alpha=0.7, label=f"bootstrap replicas (mean {result.mean_ari:.3f})")
+    ax_ari.axvline(result.mean_ari, color="tab:blue", lw=2)
+    ax_ari.axvline(result.baseline_ari, color="0.3", lw=2, ls="--")
+    ax_ari.set_xlabel("adjusted Rand index between two replicas' groupings (1 = identical)")
+    ax_ari.set_ylabel("replica pairs")
+    ax_ari.set_title("Agreement between replicas")
+    ax_ari.legend(fontsize=9, loc="upper right")
+    fig.suptitle(title or f"Does the expert grouping reproduce? {result.num_replicas} bootstrap replicas, "
+                 f"{len(result.confidence)} words, {E} experts", fontsize=14, fontweight="bold")
+    fig.tight_layout()
+    return fig

@@ -17,6 +17,7 @@ import pytest
 papermill = pytest.importorskip("papermill")
 nbformat = pytest.importorskip("nbformat")
 
+from analysis.assignment import relative_ownership, topk_gates_from_scores  # noqa: E402
 from wordle_moe import report  # noqa: E402
 from wordle_moe.paths import PRED_COLUMNS  # noqa: E402
 
@@ -128,11 +129,14 @@ def test_quick_run_tables(three_expert_run):
         np.testing.assert_allclose(df[PRED_COLUMNS].sum(axis=1), 1, atol=1e-6)
         assert len(df) == 359
     topk = pd.read_csv(out / "expert_assignment_all_data.csv")
-    # Top-2 of 3: the third-ranked expert gets weight 0 for every word
-    assert ((topk[weights] == 0).sum(axis=1) == 1).all()
     fixed = pd.read_csv(out / "expert_assignment_fixed.csv")
-    assert (fixed[weights] > 0).all().all()
-    assert fixed["primary_expert"].value_counts().reindex(range(3), fill_value=0).min() >= 1
+    assert (topk["word"] == fixed["word"]).all()
+    # the Top-K weights are the softmax weights' top-2, renormalised (the model's router, recomputed from the CSVs)
+    expected = topk_gates_from_scores(fixed[weights].to_numpy(), 2)["gates"]
+    np.testing.assert_allclose(topk[weights].to_numpy(), expected, atol=1e-6)
+    np.testing.assert_array_equal(topk["primary_expert"], topk[weights].to_numpy().argmax(axis=1))
+    # the softmax table's owners follow the relative-affinity rule applied to its own weights
+    np.testing.assert_array_equal(fixed["primary_expert"], relative_ownership(fixed[weights].to_numpy()))
     log = pd.read_csv(out / "data_cleaning_log.csv")
     assert list(log.columns) == ["contest", "column", "old_value", "new_value", "rule"] and len(log) > 0
     loss = pd.read_csv(out / "moe_loss_log.csv")
@@ -149,16 +153,56 @@ def test_quick_run_tables(three_expert_run):
     assert set(stats["expert"]) == {0, 1, 2} and stats["key_feature"].sum() == 18
     for name in ("grid_search_results.csv", "router_comparison.csv", "model_comparison.csv"):
         assert len(pd.read_csv(out / name)) >= 2, name
-    assert len(pd.read_csv(out / "router_comparison.csv")) == 4
 
 
-def test_same_seed_gives_byte_identical_csvs(three_expert_run, tmp_path):
+def test_quick_run_grouping_stability(three_expert_run):
+    """The bootstrap replicas' consensus grouping: a consistent table and the ARI beside its baseline."""
+    out, _ = three_expert_run
+    stab = pd.read_csv(out / "expert_assignment_stability.csv")
+    shares = ["expert_0_share", "expert_1_share", "expert_2_share"]
+    assert list(stab.columns) == ["word", "consensus_expert", "confidence", *shares] and len(stab) == 359
+    S = stab[shares].to_numpy()
+    np.testing.assert_allclose(S.sum(axis=1), 1, atol=1e-9)
+    np.testing.assert_allclose(stab["confidence"], S.max(axis=1), atol=1e-12)
+    np.testing.assert_array_equal(stab["consensus_expert"], S.argmax(axis=1))
+    B = report.QUICK_CAPS["BOOTSTRAP_B"]
+    np.testing.assert_allclose(S * B, np.round(S * B), atol=1e-6)   # shares are counts of the B replicas
+    assert (stab["confidence"] >= 1 / 3 - 1e-9).all()
+    notes = json.loads((out / "run_manifest.json").read_text())["notes"]["grouping_stability"]
+    assert notes["n_replicas"] == B and notes["n_words"] == 359
+    assert -1 <= notes["mean_pairwise_ari"] <= 1 and abs(notes["baseline_ari"]) < 0.05
+    assert notes["consensus_group_sizes"] == np.bincount(stab["consensus_expert"], minlength=3).tolist()
+    assert "reproducible" in notes["verdict"]
+
+
+def test_quick_run_grid_and_router_tables(three_expert_run):
+    out, _ = three_expert_run
+    grid = pd.read_csv(out / "grid_search_results.csv")
+    for col in ("stability_ari", "stability_ari_baseline", "routed_js", "min_group_share", "within_1se", "balanced"):
+        assert col in grid, col
+    assert grid["stability_ari"].between(-1, 1).all() and grid["selected"].sum() == 1
+    chosen = grid[grid["selected"]].iloc[0]
+    assert bool(chosen["within_1se"])  # the rule never trades accuracy beyond one standard error
+    routers = pd.read_csv(out / "router_comparison.csv")
+    assert len(routers) == 8 and (routers["num_experts"] == 3).all()
+    assert sorted(zip(routers["router"], routers["top_k"])) == sorted(
+        (r, k) for r in ("topk", "noisy_topk", "expert_choice", "reputation") for k in (1, 2))
+    for col in ("rps", "load_cv", "usage_entropy", "routed_js", "stability_ari", "override_rate"):
+        assert routers[col].notna().all(), col
+    assert routers["stability_ari"].between(-1, 1).all() and routers["override_rate"].between(0, 1).all()
+    assert (routers.loc[routers["router"] == "topk", "override_rate"] == 0).all()
+    assert (routers["usage_entropy"] <= 1 + 1e-9).all()
+
+
+def test_same_seed_gives_byte_identical_csvs_and_pngs(three_expert_run, tmp_path):
     out_a, _ = three_expert_run
     seconds, err = execute(tmp_path, **THREE_TOP2)
     assert err is None, err
     csvs = sorted(p.name for p in out_a.glob("*.csv"))
     assert len(csvs) == sum(f.endswith(".csv") for f in report.expected_outputs("eerie"))
-    differ = [n for n in csvs if (out_a / n).read_bytes() != (tmp_path / n).read_bytes()]
+    pngs = sorted(p.name for p in out_a.glob("*.png"))
+    assert len(pngs) >= sum(f.endswith(".png") for f in report.expected_outputs("eerie"))
+    differ = [n for n in csvs + pngs if (out_a / n).read_bytes() != (tmp_path / n).read_bytes()]
     assert not differ
 
 

@@ -48,6 +48,7 @@ bench: setup
 	$(PY) benchmarks/features.py
 	$(PY) benchmarks/bootstrap.py --seq-replicas 200 --threads 2
 	$(PY) benchmarks/accuracy.py --grid
+	$(PY) benchmarks/forecast.py
 
 # The notebook is kept as a jupytext pair: moe_with_bootstrap.py (percent format, diff-friendly) and the .ipynb.
 # JupyterLab (with jupytext installed in .venv) saves both; after editing either file by hand, sync them:

@@ -1,0 +1,171 @@
+"""Beyond 2022: protocol C (forecasting the WordleBot days 2024-07-01 .. 2024-12-31) for every model, the
+levers tried on the MoE (chosen on a split inside the training rows), and MCM protocol A with and without
+the WordleBot days added to the training folds.
+
+Run:  .venv/bin/python benchmarks/forecast.py [--quick] [--B 30] [--repeats 3]
+Writes benchmarks/results/forecast.json.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+
+from benchmarks.common import machine_info, publish  # noqa: E402
+from wordle_moe import evaluation, forecast, metrics  # noqa: E402
+from wordle_moe.baselines import fit_estimator, make_peers, single_mlp  # noqa: E402
+
+# Levers measured on the MoE (knob overrides of the module's defaults); "hard_mode" adds the hard-mode days
+# as a third population to the training rows (the test rows stay the normal-mode WordleBot days).
+LEVERS: dict[str, dict] = {
+    "default": {},
+    "three_experts": {"num_experts": 3},
+    "top_2": {"top_k": 2},
+    "skip_path": {"expert_skip": True},
+    "hard_mode": {},
+}
+GOAL_RATIO = 0.9
+GOAL_COVERAGE = (0.93, 0.97)
+GOAL_PROTOCOL_A_GAIN = 0.05
+
+
+def moe(knobs: dict, B: int, seed: int = 0):
+    """The MoE estimator with the module's knobs plus ``knobs``; B bootstrap replicas (0: one model)."""
+    import moe_booststrap as mb
+    from wordle_moe.estimator import MoEDistributionRegressor
+
+    params = set(MoEDistributionRegressor().get_params())
+    base = {k: v for k, v in mb.config().to_dict().items() if k in params}
+    return MoEDistributionRegressor(**{**base, **knobs, "n_bootstrap": B, "calibration_cv": 0, "random_state": seed})
+
+
+def rps_of(est, ds, train, test) -> float:
+    model = fit_estimator(clone(est), ds.X[train], ds.P[train], None, None)
+    return float(metrics.rps(ds.P[test], model.predict(ds.X[test])).mean())
+
+
+def protocol_c(ds, B: int, seed: int, quick: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    models = make_peers(random_state=seed, include_mlp=False)
+    if not quick:
+        models["single_mlp"] = single_mlp(random_state=seed, n_bootstrap=0, calibration_cv=0,
+                                          **{k: v for k, v in moe({}, 0).get_params().items()
+                                             if k not in ("num_experts", "top_k", "n_bootstrap", "calibration_cv",
+                                                          "random_state")})
+    models["moe_bootstrap"] = moe({}, B, seed)
+    return forecast.protocol_c_comparison(models, "moe_bootstrap", ds.X, ds.P, ds.dates, ds.population, ds.words,
+                                          calibration_estimator=moe({}, 0, seed), seed=seed)
+
+
+def levers(datasets: dict, B: int, seed: int, names: list[str]) -> pd.DataFrame:
+    """Tuning RPS (inside protocol C's training rows) and test RPS of each lever; the pick uses tuning RPS only."""
+    rows = []
+    for name in names:
+        ds = datasets["mcm+wordlebot+hard" if name == "hard_mode" else "mcm+wordlebot"]
+        train, test = evaluation.protocol_c_split(ds.dates, ds.population)
+        t_tr, t_te = forecast.tuning_split(ds.dates, ds.population, train)
+        est = moe(LEVERS[name], B, seed)
+        t0 = time.perf_counter()
+        rows.append({"lever": name, "knobs": str(LEVERS[name]), "tuning_rps": rps_of(est, ds, t_tr, t_te),
+                     "test_rps": rps_of(est, ds, train, test), "seconds": time.perf_counter() - t0})
+        print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    table["picked_by_tuning"] = table["tuning_rps"] == table["tuning_rps"].min()
+    return table
+
+
+def protocol_a_with_wordlebot(ds, B: int, seed: int, repeats: int) -> pd.DataFrame:
+    """RPS on the MCM test folds of protocol A, training on the MCM fold alone or on it plus every WordleBot day."""
+    mcm = np.flatnonzero(ds.population == "mcm")
+    extra = np.flatnonzero(ds.population != "mcm")
+    splits = evaluation.protocol_splits("A", len(mcm), n_repeats=repeats, random_state=seed)
+    models = {"softmax_regression": make_peers(random_state=seed)["softmax_regression"], "moe_bootstrap": moe({}, B, seed)}
+    rows = []
+    for fold, tr, te in splits:
+        for name, est in models.items():
+            for added in (False, True):
+                train = np.concatenate([mcm[tr], extra]) if added else mcm[tr]
+                rows.append({"fold": fold, "model": name, "wordlebot_added": added,
+                             "rps": rps_of(est, ds, train, mcm[te])})
+        print(f"protocol A fold {fold}: " + ", ".join(f"{r['model']}{'+wb' if r['wordlebot_added'] else ''} "
+                                                       f"{r['rps']:.5f}" for r in rows[-4:]), flush=True)
+    return pd.DataFrame(rows)
+
+
+def goals(table: pd.DataFrame, proto_a: pd.DataFrame) -> dict:
+    sub = table.set_index("model")
+    peers = sub[~sub.index.str.startswith("moe")]
+    best_peer = peers["rps"].idxmin()
+    m = sub.loc["moe_bootstrap"]
+    a = proto_a.groupby(["model", "wordlebot_added"])["rps"].mean()
+    gain = 1 - a[("moe_bootstrap", True)] / a[("moe_bootstrap", False)]
+    return {
+        "protocol_C": {"moe_rps": float(m["rps"]), "best_peer": best_peer, "best_peer_rps": float(peers["rps"].min()),
+                       "ratio_to_best_peer": float(m["rps"] / peers["rps"].min()),
+                       "moe_lowest_rps": bool(sub["rps"].idxmin() == "moe_bootstrap"),
+                       "ratio_le_0_9": bool(m["rps"] <= GOAL_RATIO * peers["rps"].min()),
+                       "coverage_calibrated": float(m["coverage_calibrated"]),
+                       "coverage_in_93_97": bool(GOAL_COVERAGE[0] <= m["coverage_calibrated"] <= GOAL_COVERAGE[1])},
+        "protocol_A": {"moe_rps_mcm_only": float(a[("moe_bootstrap", False)]),
+                       "moe_rps_with_wordlebot": float(a[("moe_bootstrap", True)]), "moe_gain": float(gain),
+                       "softmax_rps_mcm_only": float(a[("softmax_regression", False)]),
+                       "softmax_rps_with_wordlebot": float(a[("softmax_regression", True)]),
+                       "gain_ge_5pct": bool(gain >= GOAL_PROTOCOL_A_GAIN)},
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: B=4, two levers, one protocol A fold set")
+    parser.add_argument("--B", type=int, default=30, help="bootstrap replicas of the MoE in protocol C (default 30)")
+    parser.add_argument("--lever-B", type=int, default=20, help="replicas per lever and protocol A fold (default 20)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of protocol A's 5-fold CV (default 3)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    from wordle_moe.dataset import load_dataset
+
+    start = time.perf_counter()
+    B, lever_B = (4, 4) if args.quick else (args.B, args.lever_B)
+    datasets = {"mcm+wordlebot": load_dataset(sources=("mcm", "wordlebot")),
+                "mcm+wordlebot+hard": load_dataset(sources=("mcm", "wordlebot", "wordlebot_hard"))}
+    ds = datasets["mcm+wordlebot"]
+    t0 = time.perf_counter()
+    table, frame, fc = protocol_c(ds, B, args.seed, args.quick)
+    t_c = time.perf_counter() - t0
+    routing = forecast.routing_summary(forecast.routing_by_population(fc["model"].bootstrap_models_, ds.X,
+                                                                      ds.population))
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.5g}".format):
+        print(table.to_string(index=False))
+        print(routing.to_string(index=False))
+    lever_table = levers(datasets, lever_B, args.seed, ["default", "hard_mode"] if args.quick else list(LEVERS))
+    proto_a = protocol_a_with_wordlebot(ds, lever_B, args.seed, 1 if args.quick else args.repeats)
+    result = {
+        "command": "python benchmarks/forecast.py" + (" --quick" if args.quick else ""),
+        "quick": args.quick, "B": B, "lever_B": lever_B, "protocol_A_repeats": 1 if args.quick else args.repeats,
+        "n_train_protocol_C": int(table["n_train"].iloc[0]), "n_test_protocol_C": int(table["n_test"].iloc[0]),
+        "goal": goals(table, proto_a),
+        "protocol_C": table.drop(columns=["protocol"]).to_dict(orient="records"),
+        "routing_by_population": routing.to_dict(orient="records"),
+        "levers": lever_table.to_dict(orient="records"),
+        "protocol_A": proto_a.groupby(["model", "wordlebot_added"])["rps"].agg(["mean", "std", "count"])
+        .reset_index().to_dict(orient="records"),
+        "protocol_C_seconds": t_c, "total_seconds": time.perf_counter() - start, "machine": machine_info(),
+    }
+    return publish("forecast", result)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,18 +6,27 @@ words and features, and RETURNS DataFrames / figures; nothing here writes files
 (``wordle_moe.report`` does that).
 """
 from analysis.assignment import (
-    assignment_columns, ownership_counts, softmax_assignment, topk_assignment, topk_gates_from_scores,
+    assignment_columns,
+    ownership_counts,
+    softmax_assignment,
+    topk_assignment,
+    topk_gates_from_scores,
 )
 from analysis.decomposition import plot_sample_expert_decomposition
 from analysis.diagnosis import constructed_unused_expert_intermediates, diagnose_expert_usage, explain_expert_usage
 from analysis.ranks import mean_expert_outputs, plot_expert_parallel_coordinates
 from analysis.run_figures import plot_holdout_bar_ci, plot_holdout_violin, plot_training_history
-from analysis.statistics import (
-    expert_feature_statistics, expert_prediction_statistics, plot_feature_distributions,
-    plot_prediction_distributions,
-)
 from analysis.stability import (
-    plot_assignment_stability, reproduced_words, stability_table, stability_verdict,
+    plot_assignment_stability,
+    reproduced_words,
+    stability_table,
+    stability_verdict,
+)
+from analysis.statistics import (
+    expert_feature_statistics,
+    expert_prediction_statistics,
+    plot_feature_distributions,
+    plot_prediction_distributions,
 )
 from analysis.style import apply_style, expert_colors
 from analysis.wordclouds import plot_expert_wordclouds, wordcloud_available

@@ -9,7 +9,7 @@ below therefore uses each expert's probability relative to its own average (see
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -129,7 +129,7 @@ def softmax_assignment(words: Sequence[str], intermediates: Mapping[str, np.ndar
     scores = _normalised(intermediates["gate_scores"])
     primary = relative_ownership(scores, min_words)
     df = _frame(words, primary, scores, _normalised(intermediates["final_output"]))
-    df.attrs["rule"] = "relative softmax affinity p_ie / mean_i p_ie, min_words=%d per expert" % min_words
+    df.attrs["rule"] = f"relative softmax affinity p_ie / mean_i p_ie, min_words={min_words} per expert"
     return df
 
 

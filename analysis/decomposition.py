@@ -1,10 +1,9 @@
 """How the model builds one word's prediction: each expert's output, the gates, and their mixture."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 

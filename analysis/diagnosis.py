@@ -1,7 +1,7 @@
 """Why an expert goes unused under Top-K routing: rank counts and gate mass before/after Top-K."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd

@@ -6,7 +6,7 @@ expert predicts. The plain all-words mean is available only as a labelled diagno
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from scipy.stats import rankdata

@@ -7,7 +7,7 @@ the same expert and at least half of the replicas agree.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -117,8 +117,10 @@ def plot_assignment_stability(result: GroupingStability, title: str | None = Non
     pairs, base = result.off_diagonal(), result.off_diagonal(baseline=True)
     lo = min(pairs.min(initial=0.0), base.min(initial=0.0), -0.05)
     ari_bins = np.linspace(lo, 1.0, 41)
-    ax_ari.hist(base, bins=ari_bins, color="0.6", alpha=0.7, label=f"random groupings, same sizes (mean {result.baseline_ari:.3f})")
-    ax_ari.hist(pairs, bins=ari_bins, color="tab:blue", alpha=0.7, label=f"bootstrap replicas (mean {result.mean_ari:.3f})")
+    ax_ari.hist(base, bins=ari_bins, color="0.6", alpha=0.7,
+                label=f"random groupings, same sizes (mean {result.baseline_ari:.3f})")
+    ax_ari.hist(pairs, bins=ari_bins, color="tab:blue", alpha=0.7,
+                label=f"bootstrap replicas (mean {result.mean_ari:.3f})")
     ax_ari.axvline(result.mean_ari, color="tab:blue", lw=2)
     ax_ari.axvline(result.baseline_ari, color="0.3", lw=2, ls="--")
     ax_ari.set_xlabel("adjusted Rand index between two replicas' groupings (1 = identical)")

@@ -6,7 +6,7 @@ top words (same data) is drawn instead, so the rest of the analysis still runs.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -83,7 +83,7 @@ def plot_expert_wordclouds(assignment: pd.DataFrame, title: str | None = None, m
             grey = tuple(int(255 * c) for c in NOT_REPRODUCED_COLOR)
 
             def color_func(word, *a, rgb=rgb, grey=grey, **k):
-                return "rgb%s" % ((rgb if stable is None or stable.get(word, True) else grey),)
+                return f"rgb{rgb if stable is None or stable.get(word, True) else grey}"
 
             cloud = WordCloud(width=560, height=400, background_color="white", random_state=seed,
                               prefer_horizontal=0.9, max_words=max_words, min_font_size=6,

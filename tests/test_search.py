@@ -123,7 +123,8 @@ def test_dask_cluster_gives_the_same_table_as_local_backend():
     grid = {"num_experts": [2], "top_k": [1, 2]}
     local = search.grid_search(X, P, grid, base_config=FAST, cv=2, n_jobs=1, progress=False)
     # real worker processes (each with one thread), as a user would start them
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
             distributed.Client(cluster):
         with joblib.parallel_config(backend="dask"):
             remote = search.grid_search(X, P, grid, base_config=FAST, cv=2, n_jobs=2, progress=False)

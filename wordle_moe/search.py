@@ -21,9 +21,10 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import joblib
 import numpy as np

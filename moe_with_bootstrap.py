@@ -220,7 +220,7 @@ display(Image(OUT / names["violin"]))
 # %% [markdown]
 # ## 7. Grid search
 #
-# `RUN_GRID_SEARCH=True` scores the full §6 grid (NUM_EXPERTS × TOP_K × HIDDEN_SIZE × aux × diversity
+# `RUN_GRID_SEARCH=True` scores the full knob grid (NUM_EXPERTS × TOP_K × HIDDEN_SIZE × aux × diversity
 # coefficients) by cross-validation — slow. Otherwise a real two-configuration grid around the current knobs is
 # scored, so `grid_search_results.csv` always holds measured numbers (its `mode` column says which).
 # Beside accuracy, every configuration gets `stability_ari`: each cross-validation fold's model routes all words,
@@ -467,7 +467,89 @@ display(stability_frame.sort_values("confidence", kind="stable").head(8))
 display(Image(OUT / "expert_assignment_stability.png"))
 
 # %% [markdown]
-# ## 10. Files written
+# ## 10. Beyond 2022: the WordleBot population
+#
+# Everything above learns from the 359 days of 2022 in the MCM file (results shared on Twitter). A public record
+# of later days exists: the New York Times WordleBot's daily result counts for 644 days, 2023-03-29 .. 2024-12-31
+# (`data/wordlebot_2023_2024.csv`, MIT licence, provenance in `data/README.md`), about 400,000 normal-mode games a
+# day. WordleBot users are another population (mean 3.94 tries against ≈ 4.2 on Twitter), so each row carries two
+# 0/1 inputs built from its source alone — `population_wordlebot`, `population_hard_mode` — which the gate sees
+# like any other input.
+#
+# **Protocol C.** Train on every MCM day and the WordleBot days before 2024-07-01; forecast the 184 WordleBot days
+# 2024-07-01 .. 2024-12-31. Every peer and the MoE are fitted on the same rows and scored per day (MAE in pp, RPS,
+# JS, KL, |Δ expected tries|, Spearman of predicted vs observed mean tries); `rps_low`/`rps_high` resample the
+# test days. The MoE's predictive interval is calibrated by out-of-fold residuals of WordleBot training rows only
+# (the MCM rows are a noisier population); its coverage of the observed bucket shares is measured on the test days.
+
+# %%
+with run.section("beyond_2022"):
+    from wordle_moe import forecast
+    from wordle_moe.dataset import ALL_SOURCES
+    from wordle_moe.wordlebot import WORDLEBOT_DATA
+
+    data_all = mb.load_dataset(sources=ALL_SOURCES)
+    run.add_data_file(WORDLEBOT_DATA)
+    B_FORECAST = min(CFG.bootstrap_b, 4 if QUICK else 20)  # replicas of the protocol C MoE
+    c_models, c_stand_in = forecast.protocol_c_models(CFG, B_FORECAST, quick=QUICK, seed=SEED)
+    c_table, c_frame, c_fc = forecast.protocol_c_comparison(
+        c_models, "moe", data_all.X, data_all.P, data_all.dates, data_all.population, data_all.words,
+        ci_level=mb.BOOTSTRAP_CI, calibration_estimator=c_stand_in, cv=2 if QUICK else 5, seed=SEED,
+        n_day_draws=500 if QUICK else 2000)
+    report.write_table(c_table, OUT, "forecast_wordlebot_comparison.csv")
+    report.write_table(c_frame, OUT, "forecast_wordlebot.csv")
+    report.write_figure(forecast.plot_forecast(c_frame), OUT, "forecast_wordlebot.png")
+    run.note("protocol_C", {"B": B_FORECAST, "n_train": int(c_table["n_train"].iloc[0]),
+                            "n_test": int(c_table["n_test"].iloc[0]),
+                            "rps": dict(zip(c_table["model"], c_table["rps"].round(6)))})
+show = ["model", "mae_pp", "rps", "rps_low", "rps_high", "js", "kl", "abs_delta_expected_tries", "spearman_mean_tries",
+        "coverage_bootstrap", "coverage_calibrated", "width_calibrated_pp", "rps_ratio_to_best_peer"]
+display(c_table[show])
+display(Image(OUT / "forecast_wordlebot.png"))
+
+# %% [markdown]
+# `forecast_wordlebot.csv` has one row per test day: date, word, the observed shares (`observed_1` .. `observed_X`),
+# and per bucket the forecast (`pred_<b>`), the bootstrap interval of the mean (`boot_low_<b>`, `boot_high_<b>`)
+# and the calibrated predictive interval (`pi_low_<b>`, `pi_high_<b>`), then the same for the mean tries. The
+# bootstrap interval says how sure the model is of its mean; only the predictive interval is meant to contain the
+# observed day, and its coverage above is the honest check.
+#
+# **The forecasting model and its experts.** The ensemble `predict` uses by default is trained on every day of
+# both sources (MCM and WordleBot normal mode, through 2024-12-31) and saved to `model/all_sources/`, with the
+# WordleBot residuals above for its predictive interval. Which experts do WordleBot days and MCM days go to? Each
+# replica's experts are ordered by the gate mass MCM days give them (expert 0 = the MCM days' main expert), then
+# the mean gate weight per population is averaged over replicas, with the 2.5–97.5% range across replicas beside
+# it, and the share of replicas in which the two populations' main experts differ.
+
+# %%
+with run.section("beyond_2022_model"):
+    B_ALL = min(CFG.bootstrap_b, 4 if QUICK else 50)
+    all_sources = forecast.moe_estimator(CFG, B_ALL).fit(data_all.X, data_all.P)
+    routing = forecast.routing_by_population(all_sources.bootstrap_models_, data_all.X, data_all.population)
+    routing_table = forecast.routing_summary(routing)
+    split_share = forecast.routing_split_share(routing)
+    first_day, last_day = pd.to_datetime(data_all.dates).min(), pd.to_datetime(data_all.dates).max()
+    saved_all = report.save_ensemble(
+        OUT / "model" / "all_sources", all_sources.bootstrap_models_[0], data_all, CFG, residuals=c_fc["residuals"],
+        data_files={"mcm": paths.RAW_DATA, "wordlebot": WORDLEBOT_DATA, "answers": paths.ANSWERS,
+                    "allowed": paths.ALLOWED},
+        extra={"population": "wordlebot", "populations": sorted(set(data_all.population)),
+               "sources": list(ALL_SOURCES), "residuals_population": "wordlebot",
+               "residuals_from": "protocol C training rows (inner 5-fold, WordleBot rows only)"})
+    run.note("beyond_2022_model", {"B": B_ALL, "n_rows": len(data_all.X), "date_range": [str(first_day.date()),
+             str(last_day.date())], "routing": routing_table.round(4).to_dict(orient="records"),
+             "replicas_with_different_main_expert": split_share})
+gate = routing_table.set_index(["population", "expert"])
+display(gate["mean"].unstack("expert").round(3))
+print(f"{B_ALL} replicas trained on {len(data_all.X)} days ({first_day.date()} .. {last_day.date()}), saved to "
+      f"{saved_all.relative_to(OUT)}. MCM days put {gate.loc[('mcm', 0), 'mean']:.0%} of their gate mass on expert 0 "
+      f"(range over replicas {gate.loc[('mcm', 0), 'q025']:.0%}–{gate.loc[('mcm', 0), 'q975']:.0%}); WordleBot days "
+      f"{gate.loc[('wordlebot', 0), 'mean']:.0%} ({gate.loc[('wordlebot', 0), 'q025']:.0%}–"
+      f"{gate.loc[('wordlebot', 0), 'q975']:.0%}). In {split_share:.0%} of the replicas the two populations' main "
+      f"experts differ.")
+
+# %% [markdown]
+# ## 11. Files written
 #
 # Every file in the output folder; `spec_file` marks the fixed §9 names. `run_manifest.json` records the
 # parameters, data hashes, package versions and the time each section took.

@@ -175,6 +175,33 @@ def test_quick_run_grouping_stability(three_expert_run):
     assert "reproducible" in notes["verdict"]
 
 
+def test_quick_run_beyond_2022(three_expert_run):
+    """Protocol C forecast table: the 184 test days, shares summing to 1, intervals around the forecast."""
+    out, _ = three_expert_run
+    fc = pd.read_csv(out / "forecast_wordlebot.csv")
+    labels = ["1", "2", "3", "4", "5", "6", "X"]
+    assert len(fc) == 184 and fc["date"].iloc[0] == "2024-07-01" and fc["date"].iloc[-1] == "2024-12-31"
+    assert fc["date"].is_unique
+    for prefix in ("observed", "pred"):
+        np.testing.assert_allclose(fc[[f"{prefix}_{b}" for b in labels]].sum(axis=1), 1, atol=1e-6)
+    for b in [*labels, "mean_tries"]:
+        assert (fc[f"pi_low_{b}"] <= fc[f"pred_{b}"] + 1e-12).all() and (fc[f"pred_{b}"] <= fc[f"pi_high_{b}"] + 1e-12).all()
+        assert (fc[f"boot_low_{b}"] <= fc[f"boot_high_{b}"]).all()
+        assert (fc[f"pi_low_{b}"] <= fc[f"boot_low_{b}"] + 1e-12).all()  # the predictive interval contains the mean's
+    observed = fc[[f"observed_{b}" for b in labels]].to_numpy()
+    np.testing.assert_allclose(fc["observed_mean_tries"], observed @ np.arange(1, 8), atol=1e-9)
+    comparison = pd.read_csv(out / "forecast_wordlebot_comparison.csv")
+    assert {"moe", "softmax_regression", "mean_distribution"} <= set(comparison["model"])
+    assert (comparison["n_test"] == 184).all() and comparison["rps"].is_monotonic_increasing
+    moe = comparison.set_index("model").loc["moe"]
+    inside = ((observed >= fc[[f"pi_low_{b}" for b in labels]].to_numpy())
+              & (observed <= fc[[f"pi_high_{b}" for b in labels]].to_numpy())).mean()
+    assert moe["coverage_calibrated"] == pytest.approx(inside)
+    notes = json.loads((out / "run_manifest.json").read_text())["notes"]["beyond_2022_model"]
+    assert notes["date_range"] == ["2022-01-07", "2024-12-31"] and notes["n_rows"] == 359 + 644
+    assert (out / "model" / "all_sources").is_dir()
+
+
 def test_quick_run_grid_and_router_tables(three_expert_run):
     out, _ = three_expert_run
     grid = pd.read_csv(out / "grid_search_results.csv")

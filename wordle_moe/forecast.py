@@ -213,3 +213,76 @@ def routing_summary(routing: pd.DataFrame) -> pd.DataFrame:
     """Mean, 2.5% and 97.5% quantile over replicas of each (population, expert)'s mean gate weight."""
     g = routing.groupby(["population", "expert"], sort=False)["mean_gate"]
     return pd.DataFrame({"mean": g.mean(), "q025": g.quantile(0.025), "q975": g.quantile(0.975)}).reset_index()
+
+
+def routing_split_share(routing: pd.DataFrame, a: str = "mcm", b: str = "wordlebot") -> float:
+    """Share of replicas in which the rows of populations ``a`` and ``b`` go mostly to different experts."""
+    top = routing.loc[routing.groupby(["replica", "population"])["mean_gate"].idxmax()]
+    top = top.pivot(index="replica", columns="population", values="expert")
+    return float((top[a] != top[b]).mean())
+
+
+def moe_estimator(config: Any, n_bootstrap: int) -> BaseEstimator:
+    """The MoE estimator with a MoEConfig's knobs and ``n_bootstrap`` replicas (intervals are calibrated here)."""
+    from wordle_moe.estimator import MoEDistributionRegressor
+
+    names = set(MoEDistributionRegressor().get_params()) - {"n_bootstrap", "ci_level", "random_state", "calibration_cv"}
+    knobs = {k: v for k, v in config.to_dict().items() if k in names}
+    return MoEDistributionRegressor(**knobs, n_bootstrap=int(n_bootstrap), ci_level=float(config.bootstrap_ci),
+                                    random_state=int(config.seed), calibration_cv=0)
+
+
+def protocol_c_models(config: Any, B: int, quick: bool = False, seed: int = 0
+                      ) -> tuple[dict[str, BaseEstimator], BaseEstimator]:
+    """(models, calibration stand-in) of the notebook's protocol C table: the peers and the MoE ("moe", B
+    replicas); QUICK keeps the two cheapest peers. The stand-in (one model) gives the inner-CV residuals."""
+    from wordle_moe.baselines import make_peers
+
+    models = make_peers(random_state=seed, include_mlp=False)
+    if quick:
+        models = {k: v for k, v in models.items() if k in ("mean_distribution", "softmax_regression")}
+    else:
+        models["single_mlp"] = moe_estimator(config.replace(num_experts=1, top_k=1), 0)
+    models["moe"] = moe_estimator(config, B)
+    return models, moe_estimator(config, 0)
+
+
+def plot_forecast(frame: pd.DataFrame, title: str | None = None):
+    """Predicted vs observed mean tries per test day: the forecast with its bootstrap interval (dark band) and
+    calibrated predictive interval (light band) over time (left), and predicted against observed (right)."""
+    import matplotlib.pyplot as plt
+
+    dates = pd.to_datetime(frame["date"])
+    level = int(round(100 * float(frame["ci_level"].iloc[0])))
+    inside = (frame["observed_mean_tries"] >= frame["pi_low_mean_tries"]) & \
+             (frame["observed_mean_tries"] <= frame["pi_high_mean_tries"])
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(15, 4.8), gridspec_kw={"width_ratios": [2.6, 1]})
+    ax.fill_between(dates, frame["pi_low_mean_tries"], frame["pi_high_mean_tries"], color="tab:blue", alpha=0.15,
+                    step="mid", label=f"{level}% predictive interval (calibrated)")
+    ax.fill_between(dates, frame["boot_low_mean_tries"], frame["boot_high_mean_tries"], color="tab:blue", alpha=0.35,
+                    step="mid", label=f"{level}% bootstrap interval of the mean")
+    ax.plot(dates, frame["pred_mean_tries"], color="tab:blue", lw=1.2, label="forecast (bootstrap mean)")
+    ax.scatter(dates, frame["observed_mean_tries"], s=10, color="black", zorder=3, label="observed (WordleBot)")
+    ax.scatter(dates[~inside], frame.loc[~inside, "observed_mean_tries"], s=28, facecolors="none",
+               edgecolors="tab:red", zorder=4, label=f"outside the predictive interval ({int((~inside).sum())} days)")
+    for i in np.argsort(-np.abs(frame["observed_mean_tries"] - frame["pred_mean_tries"]).to_numpy())[:5]:
+        ax.annotate(frame["word"].iloc[i], (dates.iloc[i], frame["observed_mean_tries"].iloc[i]), fontsize=8,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_ylabel("mean tries (a failure counts as 7)")
+    ax.set_title(title or "WordleBot days 2024-07-01 .. 2024-12-31, forecast from training days before")
+    ax.legend(fontsize=8, loc="upper left", ncol=2)
+    ax.grid(alpha=0.3)
+    lo = float(min(frame["observed_mean_tries"].min(), frame["pred_mean_tries"].min())) - 0.1
+    hi = float(max(frame["observed_mean_tries"].max(), frame["pred_mean_tries"].max())) + 0.1
+    ax2.errorbar(frame["observed_mean_tries"], frame["pred_mean_tries"],
+                 yerr=[frame["pred_mean_tries"] - frame["boot_low_mean_tries"],
+                       frame["boot_high_mean_tries"] - frame["pred_mean_tries"]],
+                 fmt="o", ms=3, color="tab:blue", ecolor="tab:blue", alpha=0.6, elinewidth=0.8)
+    ax2.plot([lo, hi], [lo, hi], color="grey", ls="--", lw=1)
+    rho = spearman_mean_tries(frame[[f"observed_{b}" for b in BUCKET_LABELS]].to_numpy(),
+                              frame[[f"pred_{b}" for b in BUCKET_LABELS]].to_numpy())
+    ax2.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="observed mean tries", ylabel="predicted mean tries",
+            title=f"per day (Spearman {rho:.2f})")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -43,7 +43,8 @@ def expected_outputs(holdout_word: str) -> list[str]:
         "expert_assignment_all_data.csv", "expert_assignment_fixed.csv", "expert_feature_statistics_fixed.csv",
         "expert_wordclouds.png", "expert_wordclouds_fixed.png", "expert_feature_distributions.png",
         "expert_prediction_distributions_fixed.png", "expert_parallel_coordinates.png",
-        "expert_decomposition_samples.png", *STABILITY_FILES.values(), "run_manifest.json",
+        "expert_decomposition_samples.png", *STABILITY_FILES.values(), "forecast_wordlebot.csv",
+        "forecast_wordlebot.png", "forecast_wordlebot_comparison.csv", "run_manifest.json",
     ]
 
 
@@ -233,6 +234,30 @@ def moe_estimator(config: Any, n_bootstrap: int) -> Any:
     # calibration_cv=0: the evaluation calibrates every model's interval itself, from inner-CV residuals
     return MoEDistributionRegressor(**knobs, n_bootstrap=int(n_bootstrap), ci_level=float(config.bootstrap_ci),
                                     random_state=int(config.seed), calibration_cv=0)
+
+
+def ensemble_residuals(X: np.ndarray, P: np.ndarray, config: Any, n_reported: np.ndarray | None = None,
+                       cv: int = 5, seed: int = 0, progress: bool = False) -> np.ndarray:
+    """Out-of-fold residuals P - P_hat (n, 7) of the single model with ``config`` (``cv``-fold, over these rows):
+    the held-out scatter a saved ensemble's predictive interval adds to its interval of the mean."""
+    from wordle_moe.evaluation import oof_residuals
+
+    return oof_residuals(moe_estimator(config, 0), np.asarray(X, float), np.asarray(P, float), cv=cv,
+                         n_reported=n_reported, random_state=seed)
+
+
+def save_ensemble(path: str | os.PathLike, model: Any, data: Any, config: Any, *,
+                  residuals: np.ndarray | None = None, data_files: Mapping[str, Any] | None = None,
+                  extra: Mapping[str, Any] | None = None) -> Path:
+    """Save a trained model of ``data`` (a WordleDataset) for later predictions: weights, config, feature names,
+    training date range, data and feature-code hashes and held-out residuals (computed here when not given)."""
+    from wordle_moe.persistence import save_model
+
+    if residuals is None:
+        residuals = ensemble_residuals(data.X, data.P, config, data.n_reported, seed=int(config.seed))
+    dates = pd.to_datetime(pd.Series(np.asarray(data.dates)))
+    return save_model(path, model, feature_names=data.feature_names, residuals=residuals, data_files=data_files,
+                      date_range=(dates.min(), dates.max()), training_data=(data.X, data.P), extra=extra)
 
 
 def peer_models(config: Any, quick: bool = False, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -20,7 +20,7 @@ REQUIRED_KEYS = ("gate_scores", "gates", "final_output")
 
 
 def assignment_columns(num_experts: int) -> list[str]:
-    """The fixed §9 column order: word, primary_expert, expert_e_weight..., pred_... columns."""
+    """The fixed output column order: word, primary_expert, expert_e_weight..., pred_... columns."""
     return ["word", "primary_expert", *[f"expert_{e}_weight" for e in range(num_experts)], *PRED_COLUMNS]
 
 

@@ -32,9 +32,9 @@ def mean_expert_outputs(expert_outputs: np.ndarray, gates: np.ndarray | None = N
 
 def expert_rank_summary(mean_outputs: np.ndarray) -> dict[str, np.ndarray]:
     """Ranks of the experts within each bucket (1 = largest mean share; ties share the average rank) and
-    the summaries of §7.7: peak_positions (bucket index of each expert's largest share), avg_rank (mean rank
-    over the 7 buckets), rank_stability (std of the rank over the buckets: 0 = same rank everywhere),
-    rank_distances (E×E Euclidean distance between rank vectors; max sqrt(7·(E-1)²)).
+    the summaries of the parallel-coordinates view: peak_positions (bucket index of each expert's largest
+    share), avg_rank (mean rank over the 7 buckets), rank_stability (std of the rank over the buckets: 0 = same
+    rank everywhere), rank_distances (E×E Euclidean distance between rank vectors; max sqrt(7·(E-1)²)).
     Experts with a NaN row (they handle no word) are left out of the ranking: NaN ranks, peak −1."""
     m = np.asarray(mean_outputs, dtype=float)
     live = np.isfinite(m).all(axis=1)

@@ -1,4 +1,4 @@
-"""Tests of the expert-grouping analysis (SPEC §7) on constructed intermediates with known answers."""
+"""Tests of the expert-grouping analysis on constructed intermediates with known answers."""
 from __future__ import annotations
 
 import sys

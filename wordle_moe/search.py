@@ -1,4 +1,4 @@
-"""Grid search over MoE configurations (SPEC §6) and the router comparison.
+"""Grid search over MoE configurations (the grids of the configuration knobs) and the router comparison.
 
 Every configuration is scored by K-fold cross-validation (mean RPS, its standard error over
 folds, MAE) and, beside accuracy, by how differentiated and how reproducible its experts are:
@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from wordle_moe import metrics, stability
 from wordle_moe.config import ROUTERS, ConfigError, MoEConfig
 
-# SPEC §6 grids, plus the loss-weight and router grids of the search
+# the knob grids, plus the loss-weight and router grids of the search
 GRID_NUM_EXPERTS = [2, 3, 4]
 GRID_TOP_K = [1, 2]
 GRID_HIDDEN_SIZE = [64, 128]
@@ -44,9 +44,9 @@ GRID_AUX_COEF = [5e-4, 1e-3, 2e-3]
 GRID_DIVERSITY_COEF = [1e-4, 5e-4, 1e-3, 2e-3, 5e-3]
 GRID_OUTPUT_DIVERSITY_COEF = [0.05, 0.1, 0.2, 0.3]
 GRID_JS_COEF = [0.02, 0.05, 0.1, 0.15]
-# the four routers of SPEC §5 (config.ROUTERS may hold extra engine variants, e.g. aux_free_bias)
-SPEC_ROUTERS = ("topk", "noisy_topk", "expert_choice", "reputation")
-GRID_ROUTER = [r for r in SPEC_ROUTERS if r in ROUTERS]
+# the four routers of the product (config.ROUTERS may hold extra engine variants, e.g. aux_free_bias)
+PRODUCT_ROUTERS = ("topk", "noisy_topk", "expert_choice", "reputation")
+GRID_ROUTER = [r for r in PRODUCT_ROUTERS if r in ROUTERS]
 
 KNOB_COLUMNS = ["num_experts", "top_k", "hidden_size", "router", "aux_loss_weight", "expert_diversity_coef",
                 "expert_output_diversity_coef", "expert_js_divergence_coef"]
@@ -62,7 +62,7 @@ ROUTER_COMPARISON_COLUMNS = ["router", "num_experts", "top_k", "rps", "rps_se", 
 
 
 def full_grid() -> dict[str, list]:
-    """Every SPEC §6 grid at once (large: run it on a cluster, or pick a subset)."""
+    """Every knob grid at once (large: run it on a cluster, or pick a subset)."""
     return {
         "num_experts": GRID_NUM_EXPERTS, "top_k": GRID_TOP_K, "hidden_size": GRID_HIDDEN_SIZE,
         "aux_loss_weight": GRID_AUX_COEF, "expert_diversity_coef": GRID_DIVERSITY_COEF,
@@ -95,7 +95,7 @@ def expand_grid(grid: Mapping[str, Sequence[Any]], base_config: MoEConfig | None
         knobs = dict(zip(names, combo))
         cfg = base.replace(**knobs)
         if cfg.top_k > cfg.num_experts:
-            continue  # invalid by construction (SPEC §6): skipped, not an error
+            continue  # invalid by construction: skipped, not an error
         cfg.validate()
         combos.append(knobs)
     return combos

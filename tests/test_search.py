@@ -150,6 +150,8 @@ def test_compare_routers_reuses_results():
     assert table.loc[1, "rps"] == pytest.approx(0.0029) and table.loc[6, "stability_ari"] == pytest.approx(0.3)
     with pytest.raises(ConfigError, match="TOP_K"):
         search.compare_routers(None, None, results=pd.DataFrame(rows), top_ks=(1, 4))
+    with pytest.raises(ConfigError, match="num_experts="):
+        search.compare_routers(None, None, grid={"num_experts": [2, 3]})
 
 
 def test_compare_routers_scores_every_router_at_top1_and_top2():

@@ -337,16 +337,21 @@ def compare_routers(X: np.ndarray | None, P: np.ndarray | None, *, num_experts: 
                     top_ks: Sequence[int] = (1, 2), results: pd.DataFrame | None = None,
                     routers: Sequence[str] = tuple(GRID_ROUTER), base_config: MoEConfig | None = None, cv: int = 3,
                     n_jobs: int | None = 2, seed: int = 0, output_dir: str | os.PathLike | None = None,
-                    n_reported: np.ndarray | None = None, progress: bool = True) -> pd.DataFrame:
+                    n_reported: np.ndarray | None = None, progress: bool = True,
+                    grid: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
     """The routers where they can differ: ``num_experts`` experts at each top-k in ``top_ks`` (top-k below the
     number of experts; at top_k = num_experts every router selects every expert), one row per (router, top-k).
 
     Columns: accuracy (RPS, its SE, MAE), load CV, usage entropy, routed-output JS, grouping stability (ARI of the
     folds' partitions and its random baseline), and the override rate (share of words whose selected experts
     differ from the gate's own top-k) at inference and in training mode. Reuses grid-search ``results`` that
-    hold every (router, top-k) at ``num_experts``; otherwise scores them. Writes router_comparison.csv when
-    ``output_dir`` is given.
+    hold every (router, top-k) at ``num_experts``; otherwise scores them. ``grid`` (optional) adds knobs to vary;
+    each row then reports the setting with the lowest RPS. Writes router_comparison.csv when ``output_dir`` is given.
     """
+    extra = {k.lower(): v for k, v in dict(grid or {}).items()}
+    if "num_experts" in extra or "top_k" in extra or "router" in extra:
+        raise ConfigError("compare_routers takes NUM_EXPERTS, TOP_K and ROUTER as num_experts=, top_ks=, routers=, "
+                          "not in grid")
     top_ks = [int(k) for k in top_ks]
     if any(not 1 <= k <= num_experts for k in top_ks):
         raise ConfigError(f"every TOP_K in {top_ks} must be in 1..NUM_EXPERTS={num_experts}")
@@ -356,7 +361,7 @@ def compare_routers(X: np.ndarray | None, P: np.ndarray | None, *, num_experts: 
         sub = results[results["num_experts"] == num_experts]
         have = set(zip(sub["router"], sub["top_k"].astype(int)))
     if not want <= have:
-        results = grid_search(X, P, {"num_experts": [num_experts], "top_k": top_ks, "router": list(routers)},
+        results = grid_search(X, P, {"num_experts": [num_experts], "top_k": top_ks, "router": list(routers), **extra},
                               base_config=base_config, cv=cv, n_jobs=n_jobs, seed=seed, n_reported=n_reported,
                               progress=progress)
     rows = []

@@ -123,3 +123,81 @@ def test_expected_routing_gradient_is_value_neutral_and_equals_expected_ce_gradi
     want_loss.sum().backward()
     torch.testing.assert_close(got, logits.grad)
     assert losses.with_expected_routing_gradient(out, P, 0.0) is y
+
+
+def test_routed_expert_means_weight_each_expert_by_its_sparse_gate():
+    rng = np.random.default_rng(3)
+    out, w = _dist(rng, (2, 6, 3, 7)), rng.random((2, 6)) + 0.1
+    gates = np.zeros((2, 6, 3))
+    gates[:, :3, 0], gates[:, 3:, 1] = 1.0, 0.6
+    gates[:, 3:, 2] = 0.4
+    gates[1, :, 2] = 0.0                      # replica 1: expert 2 handles no row -> its all-row mean
+    got = losses.expert_mean_outputs(_t(out), _t(w), _t(gates)).numpy()
+    for r in range(2):
+        for e in range(3):
+            gw = gates[r, :, e] * w[r]
+            want = (gw @ out[r, :, e]) / gw.sum() if gw.sum() > 0 else (w[r] @ out[r, :, e]) / w[r].sum()
+            np.testing.assert_allclose(got[r, e], want, rtol=1e-10)
+    np.testing.assert_allclose(losses.expert_mean_outputs(_t(out), _t(w)).numpy(),
+                               np.einsum("rn,rnec->rec", w, out) / w.sum(1)[:, None, None], rtol=1e-10)
+
+
+TYPICAL = torch.tensor([0.01, 0.06, 0.22, 0.33, 0.24, 0.11, 0.03])   # a typical observed distribution
+
+
+def _loss(logits, gates, w, scope):
+    """Mixture cross-entropy + out_div + JS of the experts' mean outputs under a DIVERSITY_SCOPE."""
+    outs = torch.softmax(logits, dim=-1)
+    g = losses.scope_gates({"gates": gates}, scope)
+    means = losses.expert_mean_outputs(outs, w, g)
+    ce = losses.soft_cross_entropy((gates.unsqueeze(-1) * outs).sum(2), TYPICAL.expand(w.shape[1], 7), w)
+    return (ce + losses.mean_pairwise_cosine(means) + losses._js_of_means(means)).sum()
+
+
+def test_all_rows_scope_drives_unrouted_outputs_to_extremes_and_routed_scope_does_not():
+    """Top-1, 2 experts: rows 0-19 go to expert 0, rows 20-39 to expert 1, every word has the same typical
+    distribution. Minimising CE + diversity over the experts' outputs: the routed outputs are pinned by the
+    CE, so with DIVERSITY_SCOPE="all" the terms are satisfied by an expert's outputs on the words routed to
+    the OTHER expert (gate 0, never in the prediction), which run into one bucket; with "routed" those
+    outputs get no gradient at all."""
+    torch.manual_seed(0)
+    n = 40
+    gates = torch.zeros(1, n, 2)
+    gates[0, :20, 0], gates[0, 20:, 1] = 1.0, 1.0
+    w = torch.ones(1, n)
+    start = torch.randn(1, n, 2, 7) * 0.1
+    unrouted = gates == 0                                        # (1, n, 2): expert e on words it does not handle
+    for scope in ("all", "routed"):
+        logits = start.clone().requires_grad_(True)
+        opt = torch.optim.Adam([logits], lr=0.1)
+        for _ in range(300):
+            opt.zero_grad()
+            _loss(logits, gates, w, scope).backward()
+            if scope == "routed" and _ == 0:
+                assert logits.grad[unrouted].abs().max().item() == 0.0, "routed scope: no reward off-route"
+            opt.step()
+        peak = torch.softmax(logits, -1).max(-1).values          # (1, n, 2) largest bucket share
+        if scope == "all":
+            assert peak[unrouted].min().item() > 0.9, "all rows: unrouted outputs pushed into one bucket"
+        else:
+            torch.testing.assert_close(logits.detach()[unrouted], start[unrouted])
+            assert peak[unrouted].max().item() < 0.3
+
+
+def test_loss_terms_use_the_configured_scope():
+    rng = np.random.default_rng(5)
+    outs = _t(_dist(rng, (1, 8, 2, 7))).float()
+    gates = torch.zeros(1, 8, 2)
+    gates[0, :4, 0], gates[0, 4:, 1] = 1.0, 1.0
+    out = {"expert_outputs": outs, "gates": gates, "gate_scores": gates, "final_output": (gates.unsqueeze(-1) * outs).sum(2),
+           "load_balance_loss": torch.zeros(1), "gate_logits": torch.zeros(1, 8, 2)}
+    P, w = torch.full((8, 7), 1 / 7), torch.ones(1, 8)
+    params = torch.randn(1, 2, 5)
+    for scope, g in (("routed", gates), ("all", None)):
+        terms = losses.loss_terms(out, P, w, w, params, MoEConfig(diversity_scope=scope))
+        means = losses.expert_mean_outputs(outs, w, g)
+        torch.testing.assert_close(terms["out_div"], losses.mean_pairwise_cosine(means))
+        torch.testing.assert_close(terms["js"], losses._js_of_means(means))
+    routed = losses.loss_terms(out, P, w, w, params, MoEConfig())["js"]
+    every = losses.loss_terms(out, P, w, w, params, MoEConfig(diversity_scope="all"))["js"]
+    assert not torch.allclose(routed, every)

@@ -89,20 +89,54 @@ def test_reputation_scores_follow_formula_over_simulated_steps():
     q = q - q.mean()
     load = np.array([0.75, 0.25])
     probs = torch.tensor([[[0.6, 0.4]]])
+    # the step's gate probabilities: gaps 0.2, 0.4, 0.1, 0.8 -> weighted (lower) median 0.2
+    gate_scores = torch.tensor([[[0.6, 0.4], [0.7, 0.3], [0.55, 0.45], [0.9, 0.1]]])
+    assert r.incentive_scale().item() == 0.0, "no incentive before the first training step"
+    M = 0.0
     for t in range(1, 4):
-        r.update_state(dispatch, outs, target, torch.ones(1, 4))
+        r.update_state(dispatch, outs, target, torch.ones(1, 4), gate_scores=gate_scores)
         R = rho * R + (1 - rho) * q
         R = R.mean() + lam * (R - R.mean())
         L = rho * L + (1 - rho) * load
         U = U + load
+        M = rho * M + (1 - rho) * 0.2
+        scale = M / (1 - rho ** t)                      # bias-corrected EMA of the median gate gap = 0.2
+        assert scale == pytest.approx(0.2)
         bonus = b0 * delta ** t / (1 + U)
-        want = probs[0, 0].numpy() + beta * R - gamma * L + bonus
+        want = probs[0, 0].numpy() + scale * (beta * R - gamma * L + bonus)
         np.testing.assert_allclose(r.scores(probs)[0, 0].numpy(), want, rtol=1e-5)
     assert r.reputation[0, 0] > r.reputation[0, 1] and r.load_ema[0, 0] > r.load_ema[0, 1]
     # Decay toward the mean: with no new evidence the spread of R shrinks by λ each step.
     spread = (r.reputation[0, 0] - r.reputation[0, 1]).item()
-    r.update_state(torch.zeros(1, 4, 2), outs, target, torch.ones(1, 4))
+    r.update_state(torch.zeros(1, 4, 2), outs, target, torch.ones(1, 4), gate_scores=gate_scores)
     assert (r.reputation[0, 0] - r.reputation[0, 1]).item() == pytest.approx(lam * spread, rel=1e-5)
+
+
+def test_gate_margin_is_the_weighted_median_gap_between_kth_and_next():
+    from wordle_moe.routers import gate_margin
+    probs = torch.tensor([[[0.5, 0.3, 0.2], [0.4, 0.35, 0.25], [0.6, 0.3, 0.1]]])
+    w = torch.tensor([[1.0, 1.0, 5.0]])
+    # k=1 gaps 0.2, 0.05, 0.3 (weight 5 on the last) -> weighted median 0.3; k=2 gaps 0.1, 0.1, 0.2 -> 0.2
+    assert gate_margin(probs, 1, w).item() == pytest.approx(0.3)
+    assert gate_margin(probs, 2, w).item() == pytest.approx(0.2)
+    assert gate_margin(probs, 3, w).item() == 0.0
+
+
+def test_scaled_reputation_balances_load_without_overriding_most_words():
+    """3 experts: the router overrides the gate on a minority of words, yet no expert is left without words."""
+    X, P = softmax_linear_data(120, 5, 3, scale=0.3)
+    from wordle_moe.training import train_moe
+    for k in (1, 2):
+        model, _ = train_moe(X[:100], P[:100], X[100:], P[100:], router="reputation", num_experts=3, top_k=k,
+                             hidden_size=8, max_epochs=80, patience=80, dropout=0.0)
+        model.eval()
+        with torch.no_grad():
+            out = model(X[:100], return_intermediate=True)
+        override = out["overridden"].float().mean().item()
+        own = torch.zeros(1, 100, 3).scatter(-1, out["gate_top_k_indices"], 1.0)
+        torch.testing.assert_close(out["overridden"], (own != out["dispatch"]).any(-1))
+        assert override < 0.5, f"top-{k}: the incentives override the gate on {override:.0%} of words"
+        assert model.router.incentive_scale().item() > 0
 
 
 def test_reputation_state_updates_only_in_training_steps_and_mixing_uses_gate():
@@ -150,7 +184,7 @@ def test_aux_free_bias_is_selectable_from_config_and_its_bias_is_updated_in_trai
     X, P = _data()
     from wordle_moe.training import train_moe
     cfg = MoEConfig(router="aux_free_bias", bias_update_rate=0.01, num_experts=2, top_k=1, hidden_size=8,
-                    max_epochs=6, patience=6, dropout=0.0)
+                    max_epochs=6, patience=6, dropout=0.0, gate_init="random")   # random gate: unequal loads
     model, info = train_moe(X[:30], P[:30], X[30:], P[30:], config=cfg)
     assert isinstance(model.router, AuxFreeBiasRouter) and model.router.rate == 0.01
     bias = model.router.bias[0].numpy()

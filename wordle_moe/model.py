@@ -102,6 +102,8 @@ class MoEModel(nn.Module):
         # one dropout stream per replica: replica r's masks never depend on B or on its batch mates
         self.dropout_streams = [numpy_stream(self.config.seed, i, DROPOUT) for i in self.replica_ids]
         self.expert_param_names = EXPERT_PARAMS + ((SKIP_PARAM,) if self.config.expert_skip else ())
+        self.gate_param_names = tuple(n for n in ("gate_w", "gate_b", "gate_ln_w", "gate_ln_b", "gate_w2", "gate_b2")
+                                      if hasattr(self, n))
 
     # -- input handling -------------------------------------------------------------------------
     def fit_standardizer(self, X: Any, weight: Any | None = None) -> "MoEModel":

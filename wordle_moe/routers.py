@@ -186,11 +186,35 @@ class ExpertChoiceRouter(nn.Module):
                     load_balance_loss=switch_load_balance(probs, dispatch, w), chosen=chosen)
 
 
+def gate_margin(probs: torch.Tensor, k: int, w: torch.Tensor) -> torch.Tensor:
+    """Weighted median over rows of the gap between the k-th and (k+1)-th largest gate probability, (R,).
+
+    The spread of the gate: an incentive smaller than a row's gap cannot change that row's selection.
+    With k = E nothing can be overridden and the gap is 0.
+    """
+    E = probs.shape[-1]
+    if k >= E:
+        return probs.new_zeros(probs.shape[0])
+    top = probs.topk(k + 1, dim=-1).values
+    gap = top[..., k - 1] - top[..., k]                                     # (R, n)
+    order = gap.argsort(dim=1)
+    sg, sw = gap.gather(1, order), w.gather(1, order)
+    cum = sw.cumsum(dim=1) / sw.sum(dim=1, keepdim=True).clamp_min(EPS)
+    pos = (cum < 0.5).sum(dim=1, keepdim=True).clamp_max(gap.shape[1] - 1)
+    return sg.gather(1, pos).squeeze(1)
+
+
 class ReputationRouter(TopKRouter):
     """Reputation-based dynamic expert selection with adaptive incentives (SPEC §5).
 
-    score_i(x, t) = g_i(x) + β·R_i(t) − γ·L_i(t) + bonus_i(t), with g = softmax gate probabilities.
+    score_i(x, t) = g_i(x) + s(t)·(β·R_i(t) − γ·L_i(t) + bonus_i(t)), with g = softmax gate probabilities.
     The k highest scores choose the experts; the mixing weights are g renormalised over them.
+    s(t) scales the incentives to the spread of the gate: the bias-corrected EMA over training steps of
+    the median gap between the k-th and (k+1)-th gate probability (``gate_margin``). Unscaled, a load
+    term γ·ΔL ~ 0.4 dwarfs typical gate gaps (~0.1) and the incentives, not the gate, chose the expert
+    of almost every word; scaled, an incentive of size 1 flips only rows whose gap is below the median,
+    so the router balances load at the margin while the gate decides most words. s(t) is state (a
+    buffer learnt in training), so at inference a word's selection never depends on its batch mates.
     State (buffers, one row per replica, updated under no_grad after each training step only):
       R_i  ← ρ·R_i + (1−ρ)·q_i for experts that received rows, q_i = −CE of expert i's own output on
              its rows minus the mean of that over the experts that received rows (centred quality);
@@ -211,6 +235,7 @@ class ReputationRouter(TopKRouter):
         self.register_buffer("load_ema", torch.full((replicas, num_experts), 1.0 / num_experts))
         self.register_buffer("usage", torch.zeros(replicas, num_experts))
         self.register_buffer("steps", torch.zeros(replicas))
+        self.register_buffer("margin_ema", torch.zeros(replicas))     # EMA of gate_margin (bias-corrected in use)
 
     def _state(self, name: str, idx: torch.Tensor | None) -> torch.Tensor:
         b = getattr(self, name)
@@ -221,10 +246,20 @@ class ReputationRouter(TopKRouter):
         steps, usage = self._state("steps", idx), self._state("usage", idx)
         return self.bonus0 * self.bonus_decay ** steps.unsqueeze(-1) / (1.0 + usage)
 
+    def incentive_scale(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """s(t) (R,): bias-corrected EMA of the gate margin; 0 before the first training step."""
+        steps = self._state("steps", idx)
+        debias = 1.0 - self.ema ** steps
+        return torch.where(steps > 0, self._state("margin_ema", idx) / debias.clamp_min(EPS), torch.zeros_like(steps))
+
+    def incentives(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Unscaled incentives (R, E) = β·R − γ·L + bonus."""
+        return (self.beta * self._state("reputation", idx) - self.gamma * self._state("load_ema", idx)
+                + self.bonus(idx))
+
     def scores(self, probs: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """Selection scores (R, n, E) = g + β·R − γ·L + bonus."""
-        adj = (self.beta * self._state("reputation", idx) - self.gamma * self._state("load_ema", idx)
-               + self.bonus(idx))
+        """Selection scores (R, n, E) = g + s·(β·R − γ·L + bonus)."""
+        adj = self.incentive_scale(idx).unsqueeze(-1) * self.incentives(idx)
         return probs + adj.unsqueeze(1)
 
     def selection_scores(self, probs: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
@@ -232,12 +267,16 @@ class ReputationRouter(TopKRouter):
 
     @torch.no_grad()
     def update_state(self, dispatch: torch.Tensor, expert_outputs: torch.Tensor, target: torch.Tensor,
-                     w: torch.Tensor, idx: torch.Tensor | None = None) -> None:
-        """One training step's update of R, L, usage and t for the replicas in ``idx`` (all if None).
+                     w: torch.Tensor, idx: torch.Tensor | None = None, gate_scores: torch.Tensor | None = None) -> None:
+        """One training step's update of R, L, usage, the margin EMA and t for the replicas in ``idx`` (all if None).
 
         dispatch (R', n, E), expert_outputs (R', n, E, 7), target (n, 7) or (R', n, 7), w (R', n),
+        gate_scores (R', n, E) the step's gate probabilities (None: the margin EMA is not updated),
         where R' = len(idx); replicas outside idx (stopped ones) keep their state.
         """
+        if gate_scores is not None:
+            i = torch.arange(self.reputation.shape[0]) if idx is None else idx
+            self.margin_ema[i] = self.ema * self.margin_ema[i] + (1 - self.ema) * gate_margin(gate_scores, self.top_k, w)
         idx = torch.arange(self.reputation.shape[0]) if idx is None else idx
         if target.dim() == 2:
             target = target.unsqueeze(0)
@@ -280,7 +319,7 @@ class AuxFreeBiasRouter(TopKRouter):
 
     @torch.no_grad()
     def update_state(self, dispatch: torch.Tensor, expert_outputs: torch.Tensor, target: torch.Tensor,
-                     w: torch.Tensor, idx: torch.Tensor | None = None) -> None:
+                     w: torch.Tensor, idx: torch.Tensor | None = None, **_: object) -> None:
         """b_i += u·sign(mean load − load_i) for the replicas in idx (all if None)."""
         idx = torch.arange(self.bias.shape[0]) if idx is None else idx
         load = (dispatch * w.unsqueeze(-1)).sum(dim=1)
@@ -303,5 +342,5 @@ def make_router(config: object, n_features: int, replicas: int, replica_ids: lis
                                          n_features=n_features, replicas=replicas, noise_streams=streams, **kwargs)
 
 
-__all__ = ["overridden_rows", "topk_gates", "TopKRouter", "NoisyTopKRouter", "ExpertChoiceRouter", "ReputationRouter", "AuxFreeBiasRouter",
+__all__ = ["gate_margin", "overridden_rows", "topk_gates", "TopKRouter", "NoisyTopKRouter", "ExpertChoiceRouter", "ReputationRouter", "AuxFreeBiasRouter",
            "make_router", "cv_squared", "ROUTER_CLASSES"]

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from .config import MoEConfig
+from .grouping import init_experts_at_group_means, init_gate_by_difficulty, order_experts_by_difficulty
 from .losses import loss_terms, n_weights, soft_cross_entropy
 from .metrics import distribution_metrics
 from .model import MoEModel
@@ -60,6 +61,22 @@ def compact_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return index, np.take_along_axis(weight, index, axis=1)
 
 
+def param_groups(model: MoEModel, params: list[torch.nn.Parameter]) -> list[dict[str, Any]]:
+    """AdamW groups: the gate's parameters at LR·GATE_LR_SCALE, everything else at LR.
+
+    Adam moves every coordinate by about LR per step whatever its gradient, so at full LR the 40-odd
+    gate weights random-walk away from their data-driven start within ~100 steps and the grouping
+    ends wherever the walk went; a smaller gate rate keeps it near the split the data supports.
+    """
+    gate = {id(getattr(model, n)) for n in model.gate_param_names}
+    fast = [p for p in params if id(p) not in gate]
+    slow = [p for p in params if id(p) in gate]
+    groups = [{"params": fast}] if fast else []
+    if slow:
+        groups.append({"params": slow, "lr": model.config.lr * model.config.gate_lr_scale})
+    return groups
+
+
 def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str, torch.Tensor],
                epochs: int, epoch0: int, progress: bool, desc: str) -> tuple[list[list[float]], np.ndarray]:
     """Train ``params`` for up to ``epochs`` full-batch steps with per-replica early stopping.
@@ -72,7 +89,7 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
     cfg, R = model.config, model.replicas
     X, P, w, w_main = data["X"], data["P"], data["w"], data["w_main"]
     Xv, Pv, wv = data["Xv"], data["Pv"], data["wv"]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.wd)
+    opt = torch.optim.AdamW(param_groups(model, params), lr=cfg.lr, weight_decay=cfg.wd)
     best_state = model.replica_state()
     with torch.no_grad():
         model.eval()
@@ -102,7 +119,8 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
         loss.backward()
         opt.step()
         if hasattr(model.router, "update_state"):
-            model.router.update_state(out["dispatch"].detach(), out["expert_outputs"].detach(), sub(P), sub(w), idx)
+            model.router.update_state(out["dispatch"].detach(), out["expert_outputs"].detach(), sub(P), sub(w), idx,
+                                      gate_scores=out["gate_scores"].detach())
         with torch.inference_mode():   # validation + bookkeeping: no autograd records at all
             model.eval()
             val = best_val.clone()
@@ -147,6 +165,10 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
     R = train_weight.shape[0]
     model = MoEModel(X_train.shape[1], config, replicas=R, replica_ids=replica_ids)
     model.fit_standardizer(X_train, train_weight)
+    if config.gate_init == "difficulty":
+        init_gate_by_difficulty(model, X_train, P_train, train_weight)
+    if config.expert_init == "group_mean":
+        init_experts_at_group_means(model, X_train, P_train, train_weight)
     w_main = train_weight * n_weights(n_reported, config.n_weighting, len(X_train))
     wv_full = val_weight * n_weights(n_reported_val, config.n_weighting, len(X_val))
     it, w = compact_rows(train_weight)
@@ -165,6 +187,11 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
         phase += ["router_only"] * len(more)
     E = config.num_experts
     history = pd.DataFrame(rows, columns=LOG_COLUMNS + [f"routing_prob_expert_{i}" for i in range(E)])
+    if config.expert_order == "difficulty":
+        perm = order_experts_by_difficulty(model, X_train, train_weight)
+        if R == 1:   # the logged routing probabilities follow the new labels (R > 1 logs replica means)
+            cols = [f"routing_prob_expert_{i}" for i in range(E)]
+            history[cols] = history[[cols[j] for j in perm[0].tolist()]].to_numpy()
     history["epoch"] = history["epoch"].astype(int)
     history["phase"] = phase
     model.eval()

@@ -55,6 +55,10 @@ def stability_verdict(result: GroupingStability) -> str:
     R = s["n_replicas"]
     if R < 2:
         return "Only one replica: the stability of the grouping cannot be measured (set BOOTSTRAP_B >= 2)."
+    single = (result.labels == result.labels[:, :1]).all(axis=1)     # replicas that put every word with one expert
+    if single.all():
+        return (f"Every one of the {R} replicas puts all words with a single expert: there is no grouping to "
+                "reproduce (the ARI is 1 by convention and says nothing here).")
     ari, base = s["mean_pairwise_ari"], s["baseline_ari"]
     numbers = (f"mean pairwise adjusted Rand index {ari:.3f} over {R * (R - 1) // 2} pairs of {R} bootstrap replicas "
                f"(5–95%: {s['ari_q05']:.3f} to {s['ari_q95']:.3f}); random groupings of the same sizes: {base:.3f}. "

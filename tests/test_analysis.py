@@ -311,6 +311,10 @@ def test_stability_table_verdict_and_figure():
     noisy = _stability_result(1.0)
     assert "NOT reproducible" in analysis.stability_verdict(noisy)
     assert f"{noisy.baseline_ari:.3f}" in analysis.stability_verdict(noisy)
+    from wordle_moe.stability import grouping_stability
+
+    one = grouping_stability({"gates": np.ones((4, 10, 1)), "expert_outputs": np.full((4, 10, 1, 7), 1 / 7)})
+    assert one.mean_ari == 1 and "no grouping to reproduce" in analysis.stability_verdict(one)
     agree = analysis.reproduced_words(table["consensus_expert"], table)
     assert agree.all()
     assert not analysis.reproduced_words((table["consensus_expert"] + 1) % 3, table).any()

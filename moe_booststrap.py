@@ -4,15 +4,19 @@ Edit a knob below and call ``moe_booststrap.reload()`` (or set it at run time,
 ``moe_booststrap.TOP_K = 2``): every function reads the knobs when it is called.
 The engine lives in the ``wordle_moe`` package; the expert-grouping analysis in ``analysis``.
 
-Command line::
+Command line (also installed as ``wordle-moe``; the code is in ``wordle_moe/cli.py``)::
 
     python moe_booststrap.py predict eerie --date 2023-03-01
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
+
+if __name__ == "__main__":  # the command line needs none of the imports below: answer from the saved model fast
+    from wordle_moe.cli import main
+
+    sys.exit(main(prog="moe_booststrap.py"))
 
 import numpy as np
 import pandas as pd
@@ -22,7 +26,7 @@ from wordle_moe.data import DataError, cleaning_log, load_wordle_data, target_ma
 from wordle_moe.dataset import WordleDataset, load_dataset
 from wordle_moe.features import KEY_FEATURES, build_features, feature_columns, load_feature_table
 from wordle_moe.metrics import distribution_metrics
-from wordle_moe.paths import BUCKET_LABELS, PRED_COLUMNS, TRY_COLUMNS
+from wordle_moe.paths import PRED_COLUMNS, TRY_COLUMNS
 
 # --- Configuration knobs (SPEC §6) -------------------------------------------------------------
 NUM_EXPERTS = 2
@@ -68,14 +72,15 @@ from wordle_moe.bootstrap import bootstrap_predict as _bootstrap_predict  # noqa
 from wordle_moe.bootstrap import bootstrap_summary as _bootstrap_summary  # noqa: E402
 from wordle_moe.estimator import MoEDistributionRegressor  # noqa: E402
 from wordle_moe.training import evaluate, intermediates, predict_proba  # noqa: E402
+from wordle_moe.persistence import load_model, save_model  # noqa: E402
 from wordle_moe.training import train_moe as _train_moe  # noqa: E402
 
 __all__ = [
     "ConfigError", "DataError", "KEY_FEATURES", "MoEConfig", "MoEDistributionRegressor", "PRED_COLUMNS",
     "TRY_COLUMNS", "WordleDataset", "bootstrap_evaluate", "bootstrap_predict", "bootstrap_summary",
     "build_features", "cleaning_log", "config", "distribution_metrics", "evaluate", "feature_columns",
-    "intermediates", "load_dataset", "load_feature_table", "load_wordle_data", "predict_proba",
-    "predict_word", "reload", "target_matrix", "train_moe",
+    "intermediates", "load_dataset", "load_feature_table", "load_model", "load_wordle_data", "predict_proba",
+    "predict_word", "reload", "save_model", "target_matrix", "train_moe",
 ]
 
 
@@ -119,40 +124,21 @@ def bootstrap_summary(P_boot: np.ndarray, ci_level: float | None = None) -> dict
     return _bootstrap_summary(P_boot, BOOTSTRAP_CI if ci_level is None else ci_level)
 
 
-def predict_word(word: str, date: str | None = None, B: int | None = None, **kwargs: Any) -> pd.DataFrame:
-    """Bootstrap prediction for any five-letter word: one row per bucket (1..6, X) with mean, std, low, high.
-
-    Values are shares of players (0..1); the interval is the BOOTSTRAP_CI percentile interval over replicas
-    trained on resamples of every observed word.
+def predict_word(word: str, date: str | None = None, *, retrain: bool = False, B: int | None = None,
+                 population: str | None = None, model_dir: str | None = None) -> pd.DataFrame:
+    """Prediction for any five-letter word: one row per bucket (1..6, X) with mean, std, the predictive interval
+    (pred_low, pred_high: where the observed share is expected to fall) and the bootstrap interval of the mean
+    (mean_low, mean_high), as shares 0..1. Uses the saved ensemble of ``make run`` (``retrain=True``: trains
+    BOOTSTRAP_B, or ``B``, replicas now with the current knobs). Notes (date used, warnings) go to stderr.
     """
-    data = load_dataset()
-    x_new = build_features([word], None if date is None else [date])[data.feature_names].to_numpy(float)
-    P_boot, _ = bootstrap_predict(data.X, data.P, x_new, B=B, n_reported=data.n_reported, **kwargs)
-    s = bootstrap_summary(P_boot)
-    return pd.DataFrame({
-        "word": word.lower(), "date": date, "bucket": BUCKET_LABELS,
-        "mean": s["mean"][0], "std": s["std"][0], "low": s["low"][0], "high": s["high"][0],
-    })
+    from wordle_moe import cli
 
-
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="moe_booststrap.py", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("predict", help="predict the tries distribution of a word with its bootstrap interval")
-    p.add_argument("word")
-    p.add_argument("--date", default=None, help="puzzle date, YYYY-MM-DD")
-    p.add_argument("--B", type=int, default=None, help=f"bootstrap replicas (default BOOTSTRAP_B={BOOTSTRAP_B})")
-    args = parser.parse_args(argv)
-    try:
-        table = predict_word(args.word, args.date, B=args.B)
-    except (ValueError, ConfigError) as exc:
-        parser.error(str(exc))
-    pct = table.assign(**{c: 100 * table[c] for c in ("mean", "std", "low", "high")})
-    print(f"{args.word.upper()} on {args.date or 'an unspecified date'}: share of players (%), "
-          f"{int(100 * BOOTSTRAP_CI)}% bootstrap interval, B={args.B or BOOTSTRAP_B}")
-    print(pct[["bucket", "mean", "std", "low", "high"]].to_string(index=False, float_format="%.2f"))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())
+    words = cli.check_words([word])
+    if retrain:
+        saved, notes = cli.retrain_ensemble(B, "all")
+    else:
+        saved, _, notes = cli.load_ensemble(model_dir)
+    frame, more = cli.predict_frame(saved, words, cli.parse_dates([date], ["date"]), population=population)
+    for note in notes + more:
+        print(note, file=sys.stderr)
+    return frame

@@ -11,11 +11,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from wordle_moe.config import ConfigError, MoEConfig
-from wordle_moe.estimator import (ESTIMATOR_ONLY, NOT_PARAMETERS, RENAMED, MoEDistributionRegressor,
-                                  predictive_interval)
-from wordle_moe.metrics import rps
 from tests.synthetic import softmax_linear_data
+from wordle_moe.config import ConfigError, MoEConfig
+from wordle_moe.estimator import ESTIMATOR_ONLY, NOT_PARAMETERS, RENAMED, MoEDistributionRegressor, predictive_interval
+from wordle_moe.metrics import rps
 
 FAST = dict(hidden_size=8, max_epochs=20, patience=5)
 
@@ -50,7 +49,7 @@ EXPECTED_FAILED_CHECKS = {
     "check_n_features_in": ONE_D_TARGET + " -> test_fit_predict_score_and_determinism",
     "check_n_features_in_after_fitting": ONE_D_TARGET + " -> test_predict_refuses_1d_and_wrong_width_inputs",
     "check_pipeline_consistency": ONE_D_TARGET + " -> test_cross_validate_gridsearch_and_pipeline",
-    "check_positive_only_tag_during_fit": ONE_D_TARGET + " (negative X is accepted: see test_int_and_float32_inputs_fit)",
+    "check_positive_only_tag_during_fit": ONE_D_TARGET + " -> test_int_and_float32_inputs_fit (negative X)",
     "check_readonly_memmap_input": ONE_D_TARGET,
     "check_regressor_data_not_an_array": ONE_D_TARGET,
     "check_regressor_multioutput": "the check fits a 5-column y; the target has exactly 7 buckets",

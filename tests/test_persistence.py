@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from tests.synthetic import softmax_linear_data
 from wordle_moe import persistence
 from wordle_moe.bootstrap import fit_bootstrap
 from wordle_moe.config import MoEConfig
 from wordle_moe.estimator import MoEDistributionRegressor, predictive_interval
 from wordle_moe.persistence import ModelVersionError, load_model, save_model
 from wordle_moe.training import predict_replicas, train_moe
-from tests.synthetic import softmax_linear_data
 
 CFG = MoEConfig(hidden_size=8, max_epochs=20, patience=5)
 NAMES = [f"f{i}" for i in range(5)]

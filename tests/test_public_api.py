@@ -1,4 +1,5 @@
 """The public face: knobs read at call time, reload() re-reads edited knobs, invalid knobs fail early, CLI."""
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -18,8 +19,15 @@ def mb(monkeypatch):
 
 
 def test_public_names_importable():
-    from moe_booststrap import (MoEDistributionRegressor, bootstrap_evaluate, bootstrap_predict,  # noqa: F401
-                                bootstrap_summary, evaluate, predict_word, train_moe)
+    from moe_booststrap import (  # noqa: F401
+        MoEDistributionRegressor,
+        bootstrap_evaluate,
+        bootstrap_predict,
+        bootstrap_summary,
+        evaluate,
+        predict_word,
+        train_moe,
+    )
 
 
 def test_runtime_knob_change_is_used_by_config(mb, monkeypatch):
@@ -58,20 +66,33 @@ def test_invalid_knob_fails_before_training(mb, monkeypatch, knob, value):
         mb.bootstrap_predict(X, P, X, B=2)
 
 
-def test_cli_predicts_eerie_with_interval(mb, monkeypatch, capsys):
-    monkeypatch.setattr(mb, "BOOTSTRAP_B", 3)
-    assert mb._main(["predict", "EERIE", "--date", "2023-03-01"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("EERIE on 2023-03-01")
-    rows = [line.split() for line in out.splitlines()[2:]]
-    assert [r[0] for r in rows] == ["1", "2", "3", "4", "5", "6", "X"]
-    means = np.array([float(r[1]) for r in rows])
-    lows, highs = np.array([float(r[3]) for r in rows]), np.array([float(r[4]) for r in rows])
-    assert means.sum() == pytest.approx(100, abs=0.1)
-    assert np.all(lows <= means + 1e-9) and np.all(means <= highs + 1e-9)
+def test_module_knobs_as_imported_are_the_moeconfig_defaults():
+    """One source of defaults: the knobs of moe_booststrap.py (as shipped) equal MoEConfig() field by field, so the
+    module, the config and the estimator (whose defaults are MoEConfig's) train the same default model."""
+    import dataclasses
+
+    from wordle_moe.config import MoEConfig
+
+    fresh = importlib.import_module("moe_booststrap")
+    fresh = importlib.reload(fresh)  # the values in the file, not ones a test set at run time
+    defaults = MoEConfig()
+    knobs = fresh.knobs()
+    shared = [f.name for f in dataclasses.fields(MoEConfig) if f.name.upper() in knobs]
+    assert len(shared) >= 20
+    differ = {k: (knobs[k.upper()], getattr(defaults, k)) for k in shared if knobs[k.upper()] != getattr(defaults, k)}
+    assert not differ, f"module knob vs MoEConfig default: {differ}"
+    assert fresh.config() == defaults
 
 
-def test_cli_rejects_a_word_that_is_not_five_letters(mb, capsys):
-    with pytest.raises(SystemExit):
-        mb._main(["predict", "eerier"])
-    assert "eerier" in capsys.readouterr().err
+def test_saved_model_functions_are_public():
+    from moe_booststrap import load_model, save_model  # noqa: F401
+    from wordle_moe.persistence import load_model as engine_load
+
+    assert load_model is engine_load
+
+
+def test_predict_word_refuses_a_word_that_is_not_five_letters(mb):
+    from wordle_moe.cli import CLIError
+
+    with pytest.raises(CLIError, match="eerier"):
+        mb.predict_word("eerier")

@@ -17,6 +17,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from .bootstrap import bootstrap_summary, fit_bootstrap, predict_bootstrap
 from .config import MoEConfig
 from .metrics import rps
+from .persistence import predictive_interval
 from .training import check_inputs, fit_replicas, predict_proba, predict_replicas, resolve_config
 
 _D = MoEConfig()  # the one declaration of every default
@@ -30,6 +31,21 @@ INTERVAL_KINDS = ("predictive", "mean")
 MIN_ROWS = 4  # one validation row for early stopping and three to train on
 
 
+def _init_signature() -> inspect.Signature:
+    """(self, <every MoEConfig field with its default, renamed per RENAMED>, n_bootstrap, calibration_cv)."""
+    names = {v: k for k, v in RENAMED.items()}
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    for f in dataclasses.fields(MoEConfig):
+        if f.name not in NOT_PARAMETERS:
+            params.append(inspect.Parameter(names.get(f.name, f.name), inspect.Parameter.KEYWORD_ONLY,
+                                            default=getattr(_D, f.name)))
+    params += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in ESTIMATOR_ONLY.items()]
+    return inspect.Signature(params)
+
+
+_SIGNATURE = _init_signature()
+
+
 class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
     """Mixture-of-experts regressor from features to a 7-bucket distribution (rows sum to 1).
 
@@ -40,33 +56,24 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
     observed shares. ``predict`` gives the bootstrap mean (or the single model), ``predict_interval``
     either interval. ``score`` is the negative mean ranked probability score, so higher is better.
 
+    Parameters: every MoEConfig field under its lower-case knob name, with MoEConfig's default (``seed`` is
+    ``random_state``, ``bootstrap_ci`` is ``ci_level``), plus ``n_bootstrap`` (default 0: a single model) and
+    ``calibration_cv`` (default 5). Keyword arguments only.
+
     The target is a (n, 7) distribution, never a 1-D vector: the estimator is multi-output only
     (its tags say so), and scikit-learn checks built on a 1-D ``y`` do not apply (see the test module).
     """
 
-    def __init__(self, num_experts: int = _D.num_experts, top_k: int = _D.top_k, hidden_size: int = _D.hidden_size,
-                 router: str = _D.router, gate: str = _D.gate, activation: str = _D.activation,
-                 dropout: float = _D.dropout, aux_loss_weight: float = _D.aux_loss_weight,
-                 expert_diversity_coef: float = _D.expert_diversity_coef,
-                 expert_output_diversity_coef: float = _D.expert_output_diversity_coef,
-                 expert_js_divergence_coef: float = _D.expert_js_divergence_coef,
-                 z_loss_coef: float = _D.z_loss_coef, lr: float = _D.lr, wd: float = _D.wd,
-                 max_epochs: int = _D.max_epochs, patience: int = _D.patience, val_fraction: float = _D.val_fraction,
-                 router_only_epochs: int = _D.router_only_epochs, n_weighting: str = _D.n_weighting,
-                 capacity_factor: float = _D.capacity_factor, reputation_beta: float = _D.reputation_beta,
-                 reputation_gamma: float = _D.reputation_gamma, reputation_ema: float = _D.reputation_ema,
-                 reputation_decay: float = _D.reputation_decay, exploration_bonus: float = _D.exploration_bonus,
-                 exploration_decay: float = _D.exploration_decay, bias_update_rate: float = _D.bias_update_rate,
-                 input_clip: float = _D.input_clip, routing_ce_coef: float = _D.routing_ce_coef,
-                 diversity_scope: str = _D.diversity_scope,
-                 expert_skip: bool = _D.expert_skip, skip_l2: float = _D.skip_l2,
-                 skip_zero_mlp: bool = _D.skip_zero_mlp, n_bootstrap: int = ESTIMATOR_ONLY["n_bootstrap"],
-                 calibration_cv: int = ESTIMATOR_ONLY["calibration_cv"], ci_level: float = _D.bootstrap_ci,
-                 random_state: int = _D.seed) -> None:
-        # scikit-learn convention: __init__ stores its arguments unchanged, validation happens in fit
-        for name, value in locals().items():
-            if name != "self":
-                setattr(self, name, value)
+    def __init__(self, **params: Any) -> None:
+        # The parameters are MoEConfig's fields (see _init_signature): declared once, in MoEConfig, so a knob added
+        # there is a parameter here with the same default. scikit-learn convention: store the arguments unchanged,
+        # validate in fit.
+        bound = _SIGNATURE.bind(self, **params)  # TypeError for a name that is not a parameter
+        bound.apply_defaults()
+        for name, value in list(bound.arguments.items())[1:]:
+            setattr(self, name, value)
+
+    __init__.__signature__ = _SIGNATURE  # what get_params, clone and help() read
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -84,7 +91,7 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
         return resolve_config(MoEConfig(), bootstrap_b=max(int(self.n_bootstrap or 0), 1), **knobs)
 
     def fit(self, X: Any, y: Any, sample_weight: Any | None = None,
-            n_reported: Any | None = None) -> "MoEDistributionRegressor":
+            n_reported: Any | None = None) -> MoEDistributionRegressor:
         """Fit on features X (n, d) and distributions y (n, 7) — the shares of the 7 buckets; returns self.
 
         ``sample_weight`` (n,) weights rows (array or pandas Series; non-negative, not all zero);
@@ -192,25 +199,6 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
         """Negative mean ranked probability score of the (n, 7) distributions y (higher is better)."""
         per_word = rps(np.asarray(y, dtype=float), self.predict(X))
         return -float(np.average(per_word, weights=sample_weight))
-
-
-def predictive_interval(mean: np.ndarray, low: np.ndarray, high: np.ndarray, residuals: np.ndarray,
-                        ci_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Predictive interval: the model mean plus held-out residual quantiles, never narrower than the bootstrap interval.
-
-    The bootstrap (model-mean) interval only covers uncertainty about the mean; observed shares also
-    scatter around it (word-level noise the features do not explain). Residuals of models fitted without
-    the rows they are measured on measure that scatter per bucket and already include the estimation
-    uncertainty; adding the bootstrap spread again in quadrature double-counts it (measured: ~97.5%
-    coverage at a nominal 95%), so the two intervals are combined as an envelope, clipped to [0, 1].
-    """
-    if not 0 < ci_level < 1:
-        raise ValueError(f"ci_level must be in (0, 1), got {ci_level}")
-    alpha = 1.0 - ci_level
-    q_low, q_high = np.quantile(np.asarray(residuals, dtype=float), [alpha / 2, 1 - alpha / 2], axis=0)  # (7,)
-    lo = np.minimum(low, mean + q_low)
-    hi = np.maximum(high, mean + q_high)
-    return np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
 
 
 def supports_interval_kind(model: Any) -> bool:

@@ -97,9 +97,9 @@ def oof_residuals(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, *, cv:
 def calibrated_interval(mean: np.ndarray, low: np.ndarray, high: np.ndarray, residuals: np.ndarray,
                         ci_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Predictive interval: the model mean plus out-of-fold residual quantiles, never narrower than the bootstrap
-    interval (an envelope; see ``wordle_moe.estimator.predictive_interval``, which the estimator and the saved
+    interval (an envelope; see ``wordle_moe.persistence.predictive_interval``, which the estimator and the saved
     models use too, so the evaluation scores exactly the interval users get)."""
-    from wordle_moe.estimator import predictive_interval
+    from wordle_moe.persistence import predictive_interval
 
     return predictive_interval(mean, low, high, residuals, ci_level)
 

@@ -33,46 +33,77 @@
 
 # %% tags=["parameters"]
 QUICK = False                   # small run for tests: epochs, replicas, grid and peers capped
-RUN_GRID_SEARCH = False         # True: the full §6 grid (slow); False: a real two-configuration grid
+RUN_GRID_SEARCH = False         # True: the full knob grid (slow); False: a real two-configuration grid
 OUTPUT_DIR = "moe_bootstrap_output"
-# The knobs below default to None: None keeps the value in moe_booststrap.py (edit it there, or set it here
-# or with papermill -p). Valid values are the module's: see its comments and the README.
+FAIL_AT_SECTION = None          # test hook: name of a section that should fail
+# Every knob of moe_booststrap.py, default None: None keeps the value in moe_booststrap.py (edit it there, or set
+# it here or with papermill -p NAME VALUE; a list knob with -y "GRID_TOP_K: [1, 2]" or -p GRID_TOP_K "[1, 2]").
+# Valid values and meanings: the module's comments and the README's configuration section.
+# structure and routing
 NUM_EXPERTS = None
 TOP_K = None
 HIDDEN_SIZE = None
+ROUTER = None                   # topk | noisy_topk | expert_choice | reputation | aux_free_bias
+GATE = None                     # linear | mlp
+ACTIVATION = None               # gelu | relu | swish | tanh
+DROPOUT = None
+GATE_INIT = None
+GATE_INIT_SCALE = None
+EXPERT_INIT = None
+EXPERT_ORDER = None
+EXPERT_SKIP = None
+SKIP_L2 = None
+SKIP_ZERO_MLP = None
+SKIP_INIT = None
+INPUT_CLIP = None
+# losses
 AUX_LOSS_WEIGHT = None
 EXPERT_DIVERSITY_COEF = None
 EXPERT_OUTPUT_DIVERSITY_COEF = None
 EXPERT_JS_DIVERGENCE_COEF = None
-ROUTER = None                   # topk | noisy_topk | expert_choice | reputation | aux_free_bias
+DIVERSITY_SCOPE = None          # routed | all
+ROUTING_CE_COEF = None
+N_WEIGHTING = None              # none | sqrt | log | linear
+# training
 LR = None
 WD = None
+GATE_LR_SCALE = None
 MAX_EPOCHS = None
 PATIENCE = None
+ROUTER_ONLY_EPOCHS = None
+BIAS_UPDATE_RATE = None
 SEED = None
+# bootstrap and the holdout word
 BOOTSTRAP_B = None
 BOOTSTRAP_CI = None
 HOLDOUT_WORD = None             # module default: "eerie"
 HOLDOUT_DATE = None             # module default: "2023-03-01"
-FAIL_AT_SECTION = None          # test hook: name of a section that should fail
+# grids of the full grid search (RUN_GRID_SEARCH=True)
+GRID_NUM_EXPERTS = None
+GRID_TOP_K = None
+GRID_HIDDEN_SIZE = None
+GRID_AUX_COEF = None
+GRID_DIVERSITY_COEF = None
 
 # %% [markdown]
 # The next cell applies the parameters to the module (`moe_booststrap.NUM_EXPERTS = ...`), validates them —
 # an invalid value (TOP_K > NUM_EXPERTS, a negative coefficient, an unknown router) stops here, before any
-# training, with the knob's name — and starts `run_manifest.json` (parameters, data hashes, package versions,
+# training, with the knob's name; so does a name that is no parameter at all (papermill itself only warns about
+# `-p ACTIVATON gelu` and would run on with the defaults) — and starts `run_manifest.json` (parameters, data hashes, package versions,
 # seed, and the time of every section, rewritten after each section).
 
 # %%
+# names defined so far: the parameters cell's and any papermill injected (a misspelt one shows up here)
+_GIVEN = [n for n in list(globals()) if not n.startswith("_") and n not in get_ipython().user_ns_hidden]
 import sys
-import warnings
 from pathlib import Path
 
-from tqdm import TqdmWarning
-
-warnings.filterwarnings("ignore", category=TqdmWarning)  # no ipywidgets in headless runs: plain-text bars are fine
 ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "moe_booststrap.py").exists())
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from wordle_moe import report
+
+PROGRESS = report.configure_progress()  # widget bars in JupyterLab, text lines in papermill's log
 
 import numpy as np
 import pandas as pd
@@ -81,15 +112,18 @@ from IPython.display import Image, display
 
 import analysis
 import moe_booststrap as mb
-from wordle_moe import paths, report, search, stability
+from wordle_moe import paths, search, stability
+from wordle_moe.dataset import feature_rows
 from wordle_moe.manifest import RunManifest
+from wordle_moe.persistence import predictive_interval
 
 torch.set_num_threads(1)  # the model is tiny and full-batch: one thread is fastest, more oversubscribe the cores
-PARAMS = {name: globals()[name] for name in report.NOTEBOOK_PARAMETERS if name in globals()}
+PARAMS = {name: globals()[name] for name in report.notebook_parameters(mb)}
 OUT = Path(OUTPUT_DIR) if Path(OUTPUT_DIR).is_absolute() else ROOT / OUTPUT_DIR
 OUT.mkdir(parents=True, exist_ok=True)
 run = RunManifest(OUT, parameters=PARAMS, seed=mb.SEED if SEED is None else SEED, fail_at=FAIL_AT_SECTION)
 with run.section("parameters"):
+    report.check_parameter_names(_GIVEN, mb)  # stops on a name that is no knob and no switch, naming it
     applied = report.apply_parameters(mb, PARAMS, quick=QUICK)
     CFG = mb.config()
     run.note("applied_to_module", applied)
@@ -127,12 +161,15 @@ display(clean_log.head(12))
 # %%
 with run.section("features"):
     X, P, WORDS = data.X, data.P, np.asarray(data.words)
-    holdout_features = mb.build_features([HOLDOUT_WORD], [HOLDOUT_DATE])
+    # the holdout row as `predict` builds it: a date after the training days is clamped to the last one, so the
+    # time-trend input never extrapolates
+    holdout_features = feature_rows([HOLDOUT_WORD], [HOLDOUT_DATE], data.feature_names,
+                                    date_range=(data.dates.min(), data.dates.max()))
     X_holdout = holdout_features[data.feature_names].to_numpy(float)
     run.note("features", {"n_features": len(data.feature_names), "names": data.feature_names})
 print(f"{X.shape[1]} model inputs for {X.shape[0]} words")
 display(data.features[mb.KEY_FEATURES].describe().T)
-display(holdout_features[["word", *mb.KEY_FEATURES]])
+display(holdout_features[["word", "date", "date_used", *mb.KEY_FEATURES]])
 
 # %% [markdown]
 # ## 4. Train the MoE
@@ -146,7 +183,10 @@ with run.section("training"):
     split = report.forecast_split(data.dates, seed=SEED, val_fraction=CFG.val_fraction)
     tr, va, te = split["train"], split["val"], split["test"]
     model, info = mb.train_moe(X[tr], P[tr], X[va], P[va], n_reported=data.n_reported[tr],
-                               n_reported_val=data.n_reported[va])
+                               n_reported_val=data.n_reported[va], verbose=True)
+    mb.save_model(OUT / "model" / "single", model, feature_names=data.feature_names,
+                  date_range=(data.dates.iloc[tr].min(), data.dates.iloc[tr].max()), training_data=(X[tr], P[tr]),
+                  extra={"population": "mcm", "populations": ["mcm"], "split": "protocol B training words"})
     report.write_table(info["history"], OUT, "moe_loss_log.csv")
     report.write_figure(analysis.plot_training_history(info["history"], info["best_epoch"]), OUT,
                         "moe_training_history.png")
@@ -175,7 +215,7 @@ display(Image(OUT / "moe_training_history.png"))
 
 # %%
 with run.section("evaluation"):
-    comparison = report.compare_with_peers(X, P, data.dates, CFG, quick=QUICK, seed=SEED)
+    comparison = report.compare_with_peers(X, P, data.dates, CFG, quick=QUICK, seed=SEED, progress=True)
     report.write_table(comparison, OUT, "model_comparison.csv")
 show = [c for c in comparison.columns if c in ("protocol", "model", "mode", "n_folds") or c.endswith("_mean")]
 display(comparison[show])
@@ -191,30 +231,48 @@ display(comparison[show])
 # word (by default EERIE on 2023-03-01). `moe_bootstrap_pred_summary.csv` has mean, std and the
 # `BOOTSTRAP_CI` percentile interval per word and bucket (in-sample for the observed words; the honest
 # out-of-sample coverage is in the evaluation above).
+#
+# Two intervals, two questions. The bootstrap percentile interval (`low`, `high`) is the interval **of the mean**:
+# how sure the model is of its average prediction. The **predictive** interval (`pred_low`, `pred_high`) is where
+# the observed share of a word like this is expected to fall: the mean plus the spread of residuals held out inside
+# the training words (5-fold, single model). Only the predictive interval is meant to contain an observed day
+# (~95% under protocol A, see the evaluation); `holdout_<word>_predictions_with_ci.csv` carries both.
+#
+# The ensemble is saved to `model/bootstrap/` (weights, configuration, feature names, scaling statistics, the
+# held-out residuals and the hashes of the data and feature code), the single model of section 4 to
+# `model/single/`: `wordle-moe predict WORD` answers from them without retraining.
 
 # %%
 with run.section("bootstrap"):
-    P_boot, boot_info = mb.bootstrap_predict(X, P, np.vstack([X, X_holdout]), n_reported=data.n_reported)
+    P_boot, boot_info = mb.bootstrap_predict(X, P, np.vstack([X, X_holdout]), n_reported=data.n_reported,
+                                             progress=True)
     summary = mb.bootstrap_summary(P_boot)
+    # saved for `predict` (with the held-out residuals of its predictive interval: 5 single-model fits)
+    saved_boot = report.save_ensemble(OUT / "model" / "bootstrap", boot_info["models"][0], data, CFG,
+                                      extra={"population": "mcm", "populations": ["mcm"]})
+    residuals = mb.load_model(saved_boot).residuals
+    pred_low, pred_high = predictive_interval(summary["mean"], summary["low"], summary["high"], residuals,
+                                                 mb.BOOTSTRAP_CI)
     B = P_boot.shape[0]
     words_pred = [*WORDS, HOLDOUT_WORD]
     dates_pred = [*data.dates, pd.Timestamp(HOLDOUT_DATE)]
     P_true_pred = np.vstack([P, np.full((1, 7), np.nan)])
     report.write_table(report.bootstrap_summary_frame(words_pred, summary, mb.BOOTSTRAP_CI, P_true_pred, dates_pred),
                        OUT, "moe_bootstrap_pred_summary.csv")
-    holdout = report.holdout_frame(HOLDOUT_WORD, HOLDOUT_DATE, summary, mb.BOOTSTRAP_CI, B, row=-1)
+    holdout = report.holdout_frame(HOLDOUT_WORD, HOLDOUT_DATE, summary, mb.BOOTSTRAP_CI, B, row=-1,
+                                   predictive=(pred_low, pred_high))
     names = report.holdout_filenames(HOLDOUT_WORD)
     report.write_table(holdout, OUT, names["csv"])
     report.write_figure(analysis.plot_holdout_bar_ci(holdout), OUT, names["bar"])
     report.write_figure(analysis.plot_holdout_violin(P_boot[:, -1, :], HOLDOUT_WORD, HOLDOUT_DATE), OUT,
                         names["violin"])
     run.note("bootstrap", {"B": B, "ci_level": mb.BOOTSTRAP_CI})
-display(holdout[["bucket_label", "mean_pct", "low_pct", "high_pct"]])
+display(holdout[["bucket_label", "mean_pct", "pred_low_pct", "pred_high_pct", "low_pct", "high_pct"]])
 display(Image(OUT / names["bar"]))
 display(Image(OUT / names["violin"]))
 
 # %% [markdown]
-# The bars are the bootstrap mean share of players per bucket, the error bars the percentile interval; the violins
+# The bars are the bootstrap mean share of players per bucket, the error bars the interval of the mean; the violins
 # show the spread of the replicas. Wide intervals mean the training words disagree about words like this one.
 
 # %% [markdown]
@@ -231,14 +289,17 @@ display(Image(OUT / names["violin"]))
 #
 # Selection rule: among configurations within one standard error of the best RPS whose every expert group holds
 # at least 10% of the words (`balanced`), the most stable grouping wins (`stability_ari`, compared at two
-# decimals), then the most differentiated experts (`routed_js`), then the lower RPS.
+# decimals), then the most differentiated experts (`routed_js`), then the lower RPS. Folds: 3 by default (3 fold
+# pairs for the ARI), 5 with `RUN_GRID_SEARCH=True` (10 pairs), 2 in QUICK runs; the router comparison below uses
+# the same number.
 
 # %%
 with run.section("grid_search"):
+    SEARCH_CV = 2 if QUICK else (5 if RUN_GRID_SEARCH else 3)
     grid = report.grid_for_run(mb, full=RUN_GRID_SEARCH)
-    grid_results = search.grid_search(X, P, grid, base_config=CFG, cv=2 if QUICK else 3,
+    grid_results = search.grid_search(X, P, grid, base_config=CFG, cv=SEARCH_CV,
                                       n_jobs=1 if QUICK else 2, seed=SEED, n_reported=data.n_reported,
-                                      progress=False)
+                                      progress=True)
     grid_results.insert(1, "mode", "full_grid" if RUN_GRID_SEARCH else "two_configurations")
     report.write_table(grid_results, OUT, "grid_search_results.csv")
     run.note("grid_search", {"grid": grid, "seconds": grid_results["seconds"].tolist(),
@@ -260,8 +321,8 @@ display(grid_results.drop(columns=["seconds"]))
 # %%
 with run.section("router_comparison"):
     routers = search.compare_routers(X, P, num_experts=3, top_ks=(1, 2), base_config=CFG,
-                                     cv=2 if QUICK else 3, n_jobs=1 if QUICK else 2, seed=SEED,
-                                     n_reported=data.n_reported, progress=False)
+                                     cv=SEARCH_CV, n_jobs=1 if QUICK else 2, seed=SEED,
+                                     n_reported=data.n_reported, progress=True)
     report.write_table(routers, OUT, "router_comparison.csv")
 display(routers)
 

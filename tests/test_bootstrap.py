@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from wordle_moe.bootstrap import (bootstrap_evaluate, bootstrap_predict, bootstrap_summary, fit_bootstrap,
-                                  resample_counts)
+                                  oob_weights, resample_counts)
 from wordle_moe.config import MoEConfig
 from wordle_moe.metrics import distribution_metrics
 from tests.synthetic import softmax_linear_data
@@ -74,6 +74,11 @@ def test_runs_with_neighbouring_seeds_share_no_replica():
     b, _ = bootstrap_predict(X, P, X[:6], config=cfg, B=4, seed=11)
     gaps = np.abs(a[:, None] - b[None]).max(axis=(-1, -2))     # (4, 4) every pair of replicas
     assert gaps.min() > 1e-3
+
+
+def test_oob_weights_mark_out_of_bag_rows_and_fall_back_to_all_rows():
+    counts = np.array([[0, 2, 1, 0], [1, 1, 1, 1], [4, 0, 0, 0]])
+    np.testing.assert_array_equal(oob_weights(counts), [[1, 0, 0, 1], [1, 1, 1, 1], [0, 1, 1, 1]])
 
 
 def test_each_replica_stops_on_its_own_out_of_bag_rows():

@@ -141,3 +141,18 @@ def test_grouping_knobs_are_validated_by_name():
                         ("gate_init_scale", 0.0), ("gate_lr_scale", -1.0)):
         with pytest.raises(ConfigError, match=knob.upper()):
             MoEConfig(**{knob: value}).validate()
+
+
+def test_upcycled_moe_starts_as_the_dense_model_whatever_the_routing():
+    X, P = _data()
+    w = np.ones((2, 60))
+    dense = _model(X, w, num_experts=1)
+    moe = _model(X, w, num_experts=3, top_k=1, expert_skip=False)
+    grouping.init_gate_by_difficulty(moe, X, P, w)
+    grouping.upcycle_experts(moe, dense)
+    with torch.no_grad():
+        a, b = moe.eval()(X, return_intermediate=True), dense.eval()(X)
+    assert len(set(a["top_k_indices"][..., 0].flatten().tolist())) == 3, "the gate still splits the words"
+    torch.testing.assert_close(a["final_output"], b)
+    for e in range(3):
+        torch.testing.assert_close(a["expert_outputs"][:, :, e], b)

@@ -47,6 +47,48 @@ def test_noisy_topk_noise_only_in_training_and_learned():
     out = m(X, return_intermediate=True)
     (out["load_balance_loss"].sum() + out["final_output"].sum()).backward()
     assert m.router.noise_w.grad.abs().sum() > 0, "the noise scale is learned through the load loss"
+    # training adds noise: selections differ from the clean gate's top-1 on some rows, and between steps
+    with torch.no_grad():
+        again = m(X, return_intermediate=True)
+    clean = out["gate_scores"].argmax(-1)
+    assert (out["top_k_indices"][..., 0] != clean).any(), "noise changes which expert is selected"
+    assert (out["top_k_indices"] != again["top_k_indices"]).any(), "fresh noise at every training step"
+    with torch.no_grad():
+        m.eval()
+        ev = m(X, return_intermediate=True)
+    torch.testing.assert_close(ev["top_k_indices"][..., 0], ev["gate_scores"].argmax(-1))
+
+
+def test_noisy_topk_draws_standard_normal_noise_from_each_replicas_own_stream():
+    from wordle_moe.streams import NOISE, torch_stream
+    r = NoisyTopKRouter(3, 1, n_features=2, replicas=2,
+                        noise_streams=[torch_stream(0, 0, NOISE), torch_stream(0, 1, NOISE)])
+    w = torch.ones(2, 4000)
+    w[1, 3000:] = 0                                        # replica 1: 3000 real rows, then padding
+    eps = r.standard_normal(torch.zeros(2, 4000, 3), w, None)
+    assert abs(eps[0].mean().item()) < 0.05 and abs(eps[0].std().item() - 1) < 0.05
+    assert (eps[1, 3000:] == 0).all(), "padding rows draw nothing"
+    torch.testing.assert_close(eps[1, :3000], torch.randn((3000, 3), generator=torch_stream(0, 1, NOISE)))
+
+
+@pytest.mark.parametrize("router,buffers", [("reputation", ["reputation", "load_ema", "usage", "steps", "margin_ema"]),
+                                            ("aux_free_bias", ["bias"])])
+def test_router_state_is_saved_and_reloaded_with_the_model(router, buffers):
+    X, P = _data()
+    from wordle_moe.training import train_moe
+    cfg = MoEConfig(router=router, num_experts=3, top_k=1, hidden_size=8, max_epochs=15, patience=15,
+                    dropout=0.0, gate_init="random", bias_update_rate=0.05)
+    model, _ = train_moe(X[:30], P[:30], X[30:], P[30:], config=cfg)
+    state = model.state_dict()
+    for b in buffers:
+        assert f"router.{b}" in state and state[f"router.{b}"].abs().sum() > 0, b
+    fresh = MoEModel(5, cfg, replicas=1)
+    fresh.load_state_dict(state)
+    for b in buffers:
+        torch.testing.assert_close(getattr(fresh.router, b), getattr(model.router, b))
+    fresh.eval()
+    model.eval()
+    torch.testing.assert_close(fresh(X), model(X))
 
 
 def test_expert_choice_respects_capacity_in_training():

@@ -83,14 +83,20 @@ def test_n_weighting_changes_the_fit():
     assert not np.allclose(predict_proba(a, X), predict_proba(b, X))
 
 
-def test_router_only_phase_keeps_experts_fixed():
+def test_router_only_phase_runs_after_the_joint_phase_and_keeps_experts_fixed():
     X, P = _data()
     cfg = MoEConfig(router_only_epochs=10, **FAST)
     model, info = train_moe(X[:40], P[:40], X[40:], P[40:], config=cfg)
-    assert set(info["history"]["phase"]) <= {"joint", "router_only"}
+    h = info["history"]
+    joint_only, jinfo = train_moe(X[:40], P[:40], X[40:], P[40:], config=cfg.replace(router_only_epochs=0))
+    n_joint = len(jinfo["history"])
+    # the joint phase is exactly the run without phase 2, then 1..10 router-only epochs follow, numbered on
+    assert h["phase"].tolist()[:n_joint] == ["joint"] * n_joint
+    assert 1 <= (h["phase"] == "router_only").sum() <= 10 and (h["phase"].iloc[n_joint:] == "router_only").all()
+    assert h["epoch"].tolist() == list(range(1, len(h) + 1))
     assert not model.expert_w1.requires_grad
-    joint_only, _ = train_moe(X[:40], P[:40], X[40:], P[40:], config=cfg.replace(router_only_epochs=0))
     torch.testing.assert_close(model.expert_w1, joint_only.expert_w1)
+    assert not torch.equal(model.gate_w, joint_only.gate_w) or info["best_epoch"] <= n_joint
 
 
 def test_predict_intermediates_and_evaluate():
@@ -104,7 +110,11 @@ def test_predict_intermediates_and_evaluate():
     P_pred, metrics = evaluate(model, X[40:], P[40:])
     assert P_pred.shape == (10, 7)
     assert {"mae_pp", "rps", "js", "kl", "r2"} <= set(metrics)
-    assert metrics["rps"] >= 0 and np.isfinite(metrics["mae_pp"])
+    from wordle_moe.metrics import rps
+    cum_pred, cum_true = np.cumsum(P_pred, 1), np.cumsum(P[40:], 1)
+    want = ((cum_pred - cum_true) ** 2)[:, :6].sum(1).mean() / 6          # RPS by hand
+    assert metrics["rps"] == pytest.approx(want) == pytest.approx(rps(P[40:], P_pred).mean())
+    assert metrics["mae_pp"] == pytest.approx(100 * np.abs(P_pred - P[40:]).mean())
     assert info["seconds"] > 0 and info["config"].top_k == 2
 
 

@@ -15,7 +15,8 @@ GATES = ("linear", "mlp")
 N_WEIGHTINGS = ("none", "sqrt", "log", "linear")
 GATE_INITS = ("difficulty", "random")
 EXPERT_ORDERS = ("difficulty", "none")
-EXPERT_INITS = ("group_mean", "random")
+EXPERT_INITS = ("group_mean", "dense", "random")
+SKIP_INITS = ("zero", "softmax_regression")
 DIVERSITY_SCOPES = ("routed", "all")   # rows the output-diversity and JS terms average each expert over
 
 
@@ -58,14 +59,15 @@ class MoEConfig:
     routing_ce_coef: float = 0.0    # > 0: extra gate gradient ROUTING_CE_COEF·Σ_i p_i·CE(expert_i) (value-neutral, losses.py)
     gate_init: str = "difficulty"   # linear gate starts as a split of a ridge difficulty score (grouping.py) | random
     gate_init_scale: float = 2.0    # GATE_INIT="difficulty": logit slope per standardised difficulty unit
-    expert_init: str = "group_mean"  # experts' output bias starts at the log mean target of their starting group | random
-    gate_lr_scale: float = 0.1      # the gate's learning rate = LR·GATE_LR_SCALE (< 1: the grouping moves slowly)
+    expert_init: str = "group_mean"  # output bias at the log mean target of each expert's starting group | dense (upcycled) | random
+    gate_lr_scale: float = 0.05     # the gate's learning rate = LR·GATE_LR_SCALE (< 1: the grouping moves slowly)
     expert_order: str = "difficulty"  # relabel experts after training by the expected tries of their routed output | none
     diversity_scope: str = "routed"  # out_div/JS on each expert's gate-weighted mean over ITS words ("all": every row)
     input_clip: float = 3.0         # standardised inputs clipped to ±INPUT_CLIP (0 = no clip): bounds extrapolation
     expert_skip: bool = False       # each expert = softmax(Linear_skip(x) + MLP(x)): a GLM with a nonlinear residual
     skip_zero_mlp: bool = False     # with EXPERT_SKIP: start the MLP's output layer at 0 (each expert starts linear)
     skip_l2: float = 0.0            # L2 penalty SKIP_L2/2·||W_skip||² per expert, added to the loss (ridge, not AdamW's WD)
+    skip_init: str = "zero"         # with EXPERT_SKIP: "softmax_regression" starts every expert AS the L-BFGS linear model (warmstart.py)
     bootstrap_b: int = 200
     bootstrap_ci: float = 0.95
 
@@ -95,6 +97,8 @@ class MoEConfig:
              "must be in (0, 1) (the step added to a selection bias each training step)"),
             ("EXPERT_SKIP", self.expert_skip in (True, False), "must be True or False"),
             ("SKIP_ZERO_MLP", self.skip_zero_mlp in (True, False), "must be True or False"),
+            ("SKIP_INIT", self.skip_init in SKIP_INITS and (self.skip_init == "zero" or self.expert_skip is True),
+             f"must be one of {SKIP_INITS}; 'softmax_regression' needs EXPERT_SKIP=True"),
             ("GATE_INIT", self.gate_init in GATE_INITS, f"must be one of {GATE_INITS}"),
             ("GATE_INIT_SCALE", isinstance(self.gate_init_scale, (int, float)) and self.gate_init_scale > 0,
              "must be > 0 (logit slope of the difficulty split)"),

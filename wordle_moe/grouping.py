@@ -23,7 +23,8 @@ import torch
 from .losses import EPS, expert_mean_outputs
 
 TRIES = torch.arange(1, 8, dtype=torch.float64)   # bucket i holds i+1 tries (7 = X, failed)
-RIDGE_SHARE = 0.1   # ridge penalty as a share of a replica's total row weight (features are standardised)
+RIDGE_SHARE = 1.0   # ridge penalty as a share of a replica's total row weight (features are standardised);
+# 1.0 rather than 0.1: a more stable direction across resamples (ARI of groupings +0.07), same CV RPS
 
 
 def expected_tries(P: torch.Tensor) -> torch.Tensor:
@@ -48,8 +49,9 @@ def weighted_quantiles(u: torch.Tensor, w: torch.Tensor, qs: torch.Tensor, midpo
     # next positive-weight value above position pos: the first index > pos with weight > 0
     idx = torch.arange(u.shape[1]).expand_as(sw)
     cand = torch.where(sw > 0, idx, torch.full_like(idx, last + 1))
-    nxt = torch.stack([torch.where(cand > p.unsqueeze(1), cand, torch.full_like(cand, last + 1)).amin(1)
-                       for p in pos.T], dim=1)
+    after = cand.unsqueeze(1) > pos.unsqueeze(2)                                # (R, Q, n)
+    nxt = torch.where(after, cand.unsqueeze(1), torch.full_like(after, last + 1, dtype=cand.dtype)).amin(-1) \
+        if qs.numel() else pos
     high = torch.where(nxt <= last, su.gather(1, nxt.clamp_max(last)), low)
     return 0.5 * (low + high)
 
@@ -121,6 +123,16 @@ def init_experts_at_group_means(model: Any, X: Any, P: Any, weight: Any) -> None
     group = torch.einsum("rne,nc->rec", gw, Pt) / mass.clamp_min(EPS).unsqueeze(-1)
     means = torch.where((mass > EPS).unsqueeze(-1), group, overall.unsqueeze(1))
     model.expert_b2.copy_(means.clamp_min(1e-4).log().float())
+
+
+@torch.no_grad()
+def upcycle_experts(model: Any, dense: Any) -> None:
+    """Start every expert as an exact copy of a trained single-expert (dense) model of the same replicas
+    (sparse upcycling, Komatsuzaki et al. 2022): the MoE starts AS the dense model, whatever the routing,
+    and each expert only learns its group's deviation from it. From a random start an expert that sees
+    ~1/E of the words fits them with high variance."""
+    for name in model.expert_param_names:
+        getattr(model, name).copy_(getattr(dense, name).expand_as(getattr(model, name)))
 
 
 @torch.no_grad()

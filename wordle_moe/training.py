@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 
 from .config import MoEConfig
-from .grouping import init_experts_at_group_means, init_gate_by_difficulty, order_experts_by_difficulty
+from .grouping import (init_experts_at_group_means, init_gate_by_difficulty, order_experts_by_difficulty,
+                       upcycle_experts)
 from .losses import loss_terms, n_weights, soft_cross_entropy
 from .metrics import distribution_metrics
 from .model import MoEModel
@@ -169,6 +170,17 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
         init_gate_by_difficulty(model, X_train, P_train, train_weight)
     if config.expert_init == "group_mean":
         init_experts_at_group_means(model, X_train, P_train, train_weight)
+    elif config.expert_init == "dense" and config.num_experts > 1:
+        dense_cfg = config.replace(num_experts=1, top_k=1, router="topk", router_only_epochs=0, expert_init="group_mean",
+                                   expert_order="none")
+        dense, _ = fit_replicas(X_train, P_train, X_val, P_val, dense_cfg, train_weight=train_weight,
+                                val_weight=val_weight, n_reported=n_reported, n_reported_val=n_reported_val,
+                                replica_ids=replica_ids)
+        upcycle_experts(model, dense)
+    if config.skip_init == "softmax_regression":  # every expert starts as the replica's L-BFGS linear model
+        from .warmstart import warm_start_skip_path
+
+        warm_start_skip_path(model, X_train, P_train, train_weight)
     w_main = train_weight * n_weights(n_reported, config.n_weighting, len(X_train))
     wv_full = val_weight * n_weights(n_reported_val, config.n_weighting, len(X_val))
     it, w = compact_rows(train_weight)

@@ -71,7 +71,6 @@ from wordle_moe.bootstrap import bootstrap_evaluate  # noqa: E402
 from wordle_moe.bootstrap import bootstrap_predict as _bootstrap_predict  # noqa: E402
 from wordle_moe.bootstrap import bootstrap_summary as _bootstrap_summary  # noqa: E402
 from wordle_moe.estimator import MoEDistributionRegressor  # noqa: E402
-from wordle_moe.training import evaluate, intermediates, predict_proba  # noqa: E402
 from wordle_moe.persistence import load_model, save_model  # noqa: E402
 from wordle_moe.training import train_moe as _train_moe  # noqa: E402
 
@@ -79,17 +78,28 @@ __all__ = [
     "ConfigError", "DataError", "KEY_FEATURES", "MoEConfig", "MoEDistributionRegressor", "PRED_COLUMNS",
     "TRY_COLUMNS", "WordleDataset", "bootstrap_evaluate", "bootstrap_predict", "bootstrap_summary",
     "build_features", "cleaning_log", "config", "distribution_metrics", "evaluate", "feature_columns",
+from wordle_moe.training import evaluate, intermediates, predict_proba  # noqa: E402
     "intermediates", "load_dataset", "load_feature_table", "load_model", "load_wordle_data", "predict_proba",
     "predict_word", "reload", "save_model", "target_matrix", "train_moe",
 ]
 
 
 def knobs() -> dict[str, Any]:
-    """The current values of every upper-case knob of this module."""
-    return {name: value for name, value in globals().items() if name.isupper() and not name.startswith("_")}
+    """The current values of every knob of this module, in file order (the notebook's parameters are these)."""
+    return {name: globals()[name] for name in _knob_names()}
 
 
 def config(**overrides: Any) -> MoEConfig:
+def _knob_names() -> tuple[str, ...]:
+    """The upper-case names this file assigns at top level, in order: the knobs (imported constants are not)."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    return tuple(t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                 if isinstance(t, ast.Name) and t.id.isupper() and not t.id.startswith("_"))
+
+
     """The validated MoEConfig built from the knobs, with lower-case ``overrides`` applied."""
     return MoEConfig.from_mapping(knobs()).replace(**overrides).validate()
 

@@ -24,7 +24,7 @@ from wordle_moe.paths import PRED_COLUMNS  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "moe_with_bootstrap.ipynb"
 RUN_LIMIT_SECONDS = 90  # QUICK target is < 60 s; leave head-room for a loaded 2-core machine
-THREE_TOP2 = {"NUM_EXPERTS": 3, "TOP_K": 2, "SEED": 0}
+THREE_TOP2 = {"NUM_EXPERTS": 3, "TOP_K": 2, "SEED": 0, "DROPOUT": 0.2, "GRID_TOP_K": "[1, 2]"}
 
 
 def execute(out_dir: Path, **params) -> tuple[float, Exception | None]:
@@ -65,43 +65,86 @@ def test_notebook_and_its_text_twin_are_in_sync():
     assert _code_and_markdown(twin) == _code_and_markdown(nb), "run `make notebook` to sync the pair"
 
 
+def _parameters_cell_values() -> dict:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    values: dict = {}
+    exec(next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source, {}, values)
+    return values
+
+
 def test_committed_notebook_has_no_outputs_and_one_tagged_parameters_cell():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert code_cells and all(c.outputs == [] and c.execution_count is None for c in code_cells)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
-    for knob in ("NUM_EXPERTS", "TOP_K", "HIDDEN_SIZE", "AUX_LOSS_WEIGHT", "EXPERT_DIVERSITY_COEF",
-                 "EXPERT_OUTPUT_DIVERSITY_COEF", "EXPERT_JS_DIVERGENCE_COEF", "ROUTER", "LR", "WD", "MAX_EPOCHS",
-                 "PATIENCE", "SEED", "BOOTSTRAP_B", "BOOTSTRAP_CI", "QUICK", "RUN_GRID_SEARCH", "OUTPUT_DIR",
-                 "HOLDOUT_WORD", "HOLDOUT_DATE"):
-        assert f"\n{knob} = " in "\n" + tagged[0].source, knob
+
+
+def test_every_module_knob_is_a_notebook_parameter():
+    """The parameters cell defines exactly the knobs of moe_booststrap.py (GRID_* included) plus the notebook's
+    switches: a knob added to the module without a parameter (or a stale parameter) fails here."""
+    import moe_booststrap as mb
+
+    values = _parameters_cell_values()
+    knobs = set(mb.knobs())
+    assert {"ACTIVATION", "DROPOUT", "GATE", "N_WEIGHTING", "INPUT_CLIP", "EXPERT_SKIP", "SKIP_L2", "SKIP_ZERO_MLP",
+            "ROUTER_ONLY_EPOCHS", "ROUTING_CE_COEF", "BIAS_UPDATE_RATE", "GRID_TOP_K"} <= knobs
+    assert "KEY_FEATURES" not in knobs  # re-exported constants are not knobs
+    missing, stale = sorted(knobs - set(values)), sorted(set(values) - knobs - set(report.NOTEBOOK_SWITCHES))
+    assert not missing and not stale, f"add to the parameters cell: {missing}; remove: {stale}"
+    assert set(values) == set(report.notebook_parameters(mb))
 
 
 def test_parameter_defaults_defer_to_the_module():
     """Knob parameters default to None, so values edited in moe_booststrap.py are what the notebook runs."""
     import moe_booststrap as mb
 
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    values: dict = {}
-    exec(next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source, {}, values)
-    assert set(values) == set(report.NOTEBOOK_PARAMETERS)  # every parameter reaches the manifest and module
-    for knob in report.MODULE_KNOBS:
+    values = _parameters_cell_values()
+    for knob in report.module_knobs(mb):
         assert values[knob] is None, knob
-        assert hasattr(mb, knob), knob
 
 
 def test_none_parameters_keep_edited_module_knobs(monkeypatch):
     import moe_booststrap as mb
 
-    for knob in (*report.QUICK_CAPS, "HOLDOUT_WORD", "HOLDOUT_DATE"):  # restored after the test
+    for knob in (*report.QUICK_CAPS, "HOLDOUT_WORD", "HOLDOUT_DATE", "GRID_TOP_K"):  # restored after the test
         monkeypatch.setattr(mb, knob, getattr(mb, knob))
     monkeypatch.setattr(mb, "NUM_EXPERTS", 3)
     monkeypatch.setattr(mb, "TOP_K", 2)
     monkeypatch.setattr(mb, "MAX_EPOCHS", 600)
-    applied = report.apply_parameters(mb, {k: None for k in report.MODULE_KNOBS}, quick=True)
+    applied = report.apply_parameters(mb, {k: None for k in report.module_knobs(mb)}, quick=True)
     assert (mb.NUM_EXPERTS, mb.TOP_K) == (3, 2) and "NUM_EXPERTS" not in applied
     assert mb.MAX_EPOCHS == report.QUICK_CAPS["MAX_EPOCHS"]  # QUICK caps the module's own value too
+    applied = report.apply_parameters(mb, {"GRID_TOP_K": "[1, 2]"})  # papermill -p passes a list as text
+    assert mb.GRID_TOP_K == [1, 2] and applied["GRID_TOP_K"] == [1, 2]
+    with pytest.raises(mb.ConfigError, match="GRID_TOP_K"):
+        report.apply_parameters(mb, {"GRID_TOP_K": "1, 2, oops"})
+
+
+def test_unknown_parameter_names_are_refused_with_a_hint():
+    import moe_booststrap as mb
+
+    report.check_parameter_names(["ACTIVATION", "QUICK", "GRID_TOP_K"], mb)  # known: fine
+    with pytest.raises(mb.ConfigError, match=r"\['ACTIVATON'\].*did you mean ACTIVATION"):
+        report.check_parameter_names(["ACTIVATON", "QUICK"], mb)
+
+
+def test_text_progress_bars_for_logs(monkeypatch):
+    """Under papermill (or WORDLE_MOE_PROGRESS=text) the engine's tqdm.auto bars become log-friendly text."""
+    import tqdm.auto
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", tqdm.auto.tqdm)  # restored afterwards
+    monkeypatch.setattr(tqdm.auto, "trange", tqdm.auto.trange)
+    monkeypatch.setenv(report.PROGRESS_ENV, "widgets")
+    assert report.configure_progress() == "widgets"
+    monkeypatch.setenv(report.PROGRESS_ENV, "text")
+    assert report.configure_progress() == "text"
+    import io
+
+    buf = io.StringIO()
+    for _ in tqdm.auto.tqdm(range(3), desc="work", file=buf):
+        pass
+    assert "work: 100%" in buf.getvalue() and "3/3" in buf.getvalue()
 
 
 def test_quick_run_writes_every_spec_file(three_expert_run):
@@ -259,3 +302,35 @@ def test_invalid_knob_stops_before_training_naming_it(tmp_path):
     manifest = json.loads((tmp_path / "run_manifest.json").read_text())
     assert [s["name"] for s in manifest["sections"]] == ["parameters"]
     assert not (tmp_path / "moe_loss_log.csv").exists()
+
+
+def test_unknown_parameter_stops_the_run_naming_it(tmp_path):
+    seconds, err = execute(tmp_path, ACTIVATON="gelu")
+    assert err is not None and "ACTIVATON" in str(err) and "did you mean ACTIVATION" in str(err)
+    manifest = json.loads((tmp_path / "run_manifest.json").read_text())
+    assert [s["name"] for s in manifest["sections"]] == ["parameters"]
+    assert not (tmp_path / "moe_loss_log.csv").exists()
+
+
+def test_injected_knobs_reach_the_module(three_expert_run):
+    """Knobs that papermill used to drop (DROPOUT, the GRID_* lists) now change the run."""
+    out, _ = three_expert_run
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    assert manifest["notes"]["config"]["dropout"] == 0.2 and manifest["parameters"]["DROPOUT"] == 0.2
+
+
+def test_quick_run_saves_models_that_predict(three_expert_run):
+    """model/single and model/bootstrap load and reproduce the run's holdout prediction; both intervals in the CSV."""
+    from wordle_moe.cli import predict_frame
+    from wordle_moe.persistence import load_model
+
+    out, _ = three_expert_run
+    single, boot = load_model(out / "model" / "single"), load_model(out / "model" / "bootstrap")
+    assert single.replicas == 1 and boot.replicas == report.QUICK_CAPS["BOOTSTRAP_B"]
+    assert boot.config.num_experts == 3 and boot.residuals.shape == (359, 7)
+    assert boot.date_range == ("2022-01-07", "2022-12-31")
+    hold = pd.read_csv(out / "holdout_eerie_predictions_with_ci.csv")
+    assert (hold["pred_low"] <= hold["low"] + 1e-9).all() and (hold["pred_high"] >= hold["high"] - 1e-9).all()
+    frame, _ = predict_frame(boot, ["eerie"], [pd.Timestamp("2023-03-01")])  # the CLI's answer, date clamped
+    np.testing.assert_allclose(frame["mean"], hold["mean"], atol=1e-6)
+    np.testing.assert_allclose(frame["pred_low"], hold["pred_low"], atol=1e-6)

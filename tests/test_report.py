@@ -69,7 +69,7 @@ def test_prediction_frame_metrics():
 
 
 def fake_module(**knobs):
-    mod = types.SimpleNamespace(HOLDOUT_WORD="eerie", HOLDOUT_DATE="2023-03-01", NUM_EXPERTS=2, TOP_K=1)
+    mod = types.SimpleNamespace(HOLDOUT_WORD="eerie", HOLDOUT_DATE="2023-03-01", NUM_EXPERTS=2, TOP_K=1, MAX_EPOCHS=600)
     for k, v in knobs.items():
         setattr(mod, k, v)
     mod.config = lambda: MoEConfig(num_experts=mod.NUM_EXPERTS, top_k=mod.TOP_K,

@@ -23,12 +23,8 @@ STABILITY_FILES = {"csv": "expert_assignment_stability.csv", "png": "expert_assi
 TIMING_COLUMNS = ("seconds", "fit_seconds", "fit_seconds_mean", "fit_seconds_std", "predict_seconds")
 SUM_TOLERANCE = 1e-6
 
-# Knobs the notebook's parameters cell may set on moe_booststrap (SPEC §6); the rest are notebook switches.
-MODULE_KNOBS = ("NUM_EXPERTS", "TOP_K", "HIDDEN_SIZE", "AUX_LOSS_WEIGHT", "EXPERT_DIVERSITY_COEF",
-                "EXPERT_OUTPUT_DIVERSITY_COEF", "EXPERT_JS_DIVERGENCE_COEF", "ROUTER", "LR", "WD", "MAX_EPOCHS",
-                "PATIENCE", "SEED", "BOOTSTRAP_B", "BOOTSTRAP_CI", "HOLDOUT_WORD", "HOLDOUT_DATE")
+# The notebook's own switches; every other parameter is a knob of moe_booststrap.py (see module_knobs).
 NOTEBOOK_SWITCHES = ("QUICK", "RUN_GRID_SEARCH", "OUTPUT_DIR", "FAIL_AT_SECTION")
-NOTEBOOK_PARAMETERS = MODULE_KNOBS + NOTEBOOK_SWITCHES
 # QUICK mode: a small run for tests and smoke checks (caps, never raises a value the user set lower)
 QUICK_CAPS = {"MAX_EPOCHS": 60, "PATIENCE": 15, "BOOTSTRAP_B": 6, "HIDDEN_SIZE": 32}
 
@@ -51,15 +47,63 @@ def expected_outputs(holdout_word: str) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # Parameters
 # --------------------------------------------------------------------------------------------
-def apply_parameters(module: Any, params: Mapping[str, Any], quick: bool = False) -> dict[str, Any]:
-    """Set the §6 knobs in ``params`` that are not None on the module (QUICK caps applied), validate, return them.
+def module_knobs(module: Any) -> tuple[str, ...]:
+    """Every upper-case knob of the companion module, in file order (read from the module, never hand-listed)."""
+    names = module.knobs() if hasattr(module, "knobs") else vars(module)
+    return tuple(n for n in names if n.isupper() and not n.startswith("_"))
 
-    Raises ConfigError naming the knob before any training (TOP_K > NUM_EXPERTS, negative coefficient,
-    unknown router, ...), and ValueError for a malformed HOLDOUT_WORD / HOLDOUT_DATE.
+
+def notebook_parameters(module: Any) -> tuple[str, ...]:
+    """The names the notebook's parameters cell defines: every module knob plus the notebook switches."""
+    return module_knobs(module) + NOTEBOOK_SWITCHES
+
+
+def check_parameter_names(names: Iterable[str], module: Any) -> None:
+    """Raise ConfigError naming any injected name that is neither a module knob nor a notebook switch.
+
+    Papermill only warns about an unknown ``-p NAME`` and runs on with the defaults; a misspelt knob would
+    silently change nothing, so the notebook stops instead.
     """
     from wordle_moe.config import ConfigError
 
-    applied = {k: params[k] for k in MODULE_KNOBS if params.get(k) is not None}  # None: keep the module's value
+    known = set(notebook_parameters(module))
+    unknown = sorted(set(names) - known)
+    if unknown:
+        import difflib
+
+        close = {u: difflib.get_close_matches(u.upper(), known, n=1) for u in unknown}
+        hints = "; ".join(f"{u} (did you mean {c[0]}?)" for u, c in close.items() if c)
+        raise ConfigError(f"unknown notebook parameter(s) {unknown}: not a knob of moe_booststrap.py nor a notebook "
+                          f"switch{'; ' + hints if hints else ''}. Known: {sorted(known)}")
+
+
+def _coerce(knob: str, value: Any, current: Any) -> Any:
+    """A papermill string for a list knob (``-p GRID_TOP_K "[1, 2]"``) parsed as a Python literal."""
+    import ast
+
+    from wordle_moe.config import ConfigError
+
+    if isinstance(current, (list, tuple)) and isinstance(value, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ConfigError(f"{knob}={value!r} is invalid: give a list such as [1, 2]") from None
+    if isinstance(current, (list, tuple)) and not (isinstance(value, (list, tuple)) and len(value) > 0):
+        raise ConfigError(f"{knob}={value!r} is invalid: must be a non-empty list")
+    return list(value) if isinstance(value, tuple) else value
+
+
+def apply_parameters(module: Any, params: Mapping[str, Any], quick: bool = False) -> dict[str, Any]:
+    """Set every module knob in ``params`` that is not None on the module (QUICK caps applied), validate, return them.
+
+    Raises ConfigError naming the knob before any training (TOP_K > NUM_EXPERTS, negative coefficient,
+    unknown router, a grid that is not a list, ...), and for a malformed HOLDOUT_WORD / HOLDOUT_DATE.
+    """
+    from wordle_moe.config import ConfigError
+
+    knobs = module_knobs(module)
+    applied = {k: _coerce(k, params[k], getattr(module, k, None)) for k in knobs
+               if params.get(k) is not None}  # None: keep the module's value
     if quick:
         for knob, cap in QUICK_CAPS.items():
             value = applied.get(knob, getattr(module, knob, None))
@@ -77,6 +121,50 @@ def apply_parameters(module: Any, params: Mapping[str, Any], quick: bool = False
         setattr(module, knob, value)
     module.config()  # validates every knob together; the message names the offending knob
     return applied
+
+
+# --------------------------------------------------------------------------------------------
+# Progress bars
+# --------------------------------------------------------------------------------------------
+PROGRESS_ENV = "WORDLE_MOE_PROGRESS"  # widgets | text: overrides the detection below
+
+
+def _under_papermill() -> bool:
+    """True when this kernel was started by papermill (its parent process runs papermill): no browser draws widgets."""
+    try:
+        import psutil
+
+        parent = psutil.Process().parent()
+        return parent is not None and any("papermill" in part for part in parent.cmdline())
+    except Exception:  # psutil missing or the process table unreadable: assume an interactive front end
+        return False
+
+
+def configure_progress() -> str:
+    """Make the engine's ``tqdm.auto`` bars visible where the notebook runs; returns "widgets" or "text".
+
+    In JupyterLab tqdm.auto draws ipywidgets bars. Under papermill no browser renders them, so its log would
+    show a bar at 0% and nothing more: there the bars become plain text written at most every 10 s, which
+    ``papermill --log-output`` prints as the work goes on. Call before importing the engine modules that
+    bind ``tqdm.auto.tqdm`` at import (evaluation, search); ``WORDLE_MOE_PROGRESS`` overrides the detection.
+    """
+    import tqdm.auto
+    import tqdm.std
+
+    mode = os.environ.get(PROGRESS_ENV) or ("text" if _under_papermill() else "widgets")
+    if mode == "text":
+        class LogBar(tqdm.std.tqdm):
+            """A text bar for logs: ASCII, a new line at most every 10 s instead of rapid carriage returns."""
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                kwargs.setdefault("mininterval", 10.0)
+                kwargs.setdefault("ascii", True)
+                kwargs["leave"] = True  # keep the final line in the log
+                super().__init__(*args, **kwargs)
+
+        tqdm.auto.tqdm = LogBar
+        tqdm.auto.trange = lambda *args, **kwargs: LogBar(range(*args), **kwargs)
+    return mode
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,13 +252,19 @@ def bootstrap_summary_frame(words: Sequence[str], summary: Mapping[str, np.ndarr
 
 
 def holdout_frame(word: str, date: Any, summary: Mapping[str, np.ndarray], ci_level: float, B: int,
-                  row: int = 0) -> pd.DataFrame:
-    """One row per bucket for the holdout word: mean, std, low, high as shares and as percent."""
+                  row: int = 0, predictive: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+    """One row per bucket for the holdout word, shares and percent: mean, std, ``low``/``high`` = the bootstrap
+    interval of the mean and, with ``predictive`` = (low, high) arrays (n, 7), ``pred_low``/``pred_high`` = the
+    predictive interval (where the observed share is expected to fall)."""
     df = pd.DataFrame({"word": word, "date": str(pd.Timestamp(date).date()), "bucket": PRED_COLUMNS,
                        "bucket_label": BUCKET_LABELS})
     for k in ("mean", "std", "low", "high"):
         df[k] = np.asarray(summary[k])[row]
-    for k in ("mean", "low", "high"):
+    pct = ["mean", "low", "high"]
+    if predictive is not None:
+        df["pred_low"], df["pred_high"] = (np.asarray(a)[row] for a in predictive)
+        pct += ["pred_low", "pred_high"]
+    for k in pct:
         df[f"{k}_pct"] = 100 * df[k]
     df["ci_level"] = ci_level
     df["bootstrap_B"] = B
@@ -284,7 +378,7 @@ def peer_models(config: Any, quick: bool = False, seed: int = 0) -> tuple[dict[s
 
 
 def compare_with_peers(X: np.ndarray, P: np.ndarray, dates: Any, config: Any, quick: bool = False,
-                       seed: int = 0, repeats_a: int = 1) -> pd.DataFrame:
+                       seed: int = 0, repeats_a: int = 1, progress: bool = False) -> pd.DataFrame:
     """model_comparison table: mean/std of every metric per (protocol, model), best RPS first.
 
     Full run: protocol A (5-fold CV, ``repeats_a`` repeats; `make bench` runs the 3 repeats of SPEC §11)
@@ -297,7 +391,7 @@ def compare_with_peers(X: np.ndarray, P: np.ndarray, dates: Any, config: Any, qu
     if not quick:
         splits["A"] = protocol_splits("A", len(X), n_repeats=repeats_a, random_state=seed)
     tables = [evaluate_models(models, X, P, dates, protocol=p, splits=splits[p], calibrate=not quick,
-                              ci_level=config.bootstrap_ci, calibration_estimators=stand_ins, progress=False)
+                              ci_level=config.bootstrap_ci, calibration_estimators=stand_ins, progress=progress)
               for p in sorted(splits)]
     summary = rank_models(summarise(pd.concat(tables, ignore_index=True)))
     summary.insert(2, "mode", "quick" if quick else f"full (protocol A: 5-fold x {repeats_a})")

@@ -273,6 +273,18 @@ def test_feature_distributions_are_deterministic_and_mark_reproduced_words():
     np.testing.assert_allclose(row["mean_reproduced"], feats["Zipf-value"].to_numpy()[mask].mean())
 
 
+def test_feature_dots_sit_on_their_experts_box_when_an_expert_owns_no_word():
+    inter = make_intermediates(40, 3, 2, last=0)                    # expert 0 owns no word under Top-K
+    words = make_words(40)
+    topk = analysis.topk_assignment(words, inter)
+    fig = analysis.plot_feature_distributions(topk, make_features(words))
+    ax = fig.axes[0]
+    ticks = {t.get_text().split("\n")[0]: pos for pos, t in zip(ax.get_xticks(), ax.get_xticklabels())}
+    dots = next(c for c in ax.collections if len(c.get_offsets()) == 40).get_offsets()[:, 0]
+    expected = np.array([ticks[f"expert {e}"] for e in topk["primary_expert"]])
+    assert np.all(np.abs(dots - expected) <= 0.25 + 1e-9)
+
+
 def test_wordcloud_bars_grey_out_words_not_reproduced(monkeypatch):
     monkeypatch.setitem(sys.modules, "wordcloud", None)
     inter = make_intermediates(30, 3, 2)

@@ -117,3 +117,19 @@ def test_list_outputs_marks_missing(tmp_path):
     assert listing.loc["data_cleaning_log.csv", "exists"] and not listing.loc["run_manifest.json", "exists"]
     assert not listing.loc["extra.txt", "spec_file"] and ".tmp.partial" not in listing.index
     assert "holdout_eerie_violin.png" in listing.index
+
+
+def test_write_stability_checks_the_table(tmp_path):
+    table = pd.DataFrame({"word": ["aa", "bb"], "consensus_expert": [1, 0], "confidence": [0.75, 0.5],
+                          "expert_0_share": [0.25, 0.5], "expert_1_share": [0.75, 0.5]})
+    path = report.write_stability(table, tmp_path)
+    assert path.name == "expert_assignment_stability.csv" and path.name in report.expected_outputs("eerie")
+    pd.testing.assert_frame_equal(pd.read_csv(path), table)
+    with pytest.raises(ValueError, match="max share"):
+        report.write_stability(table.assign(confidence=[0.75, 0.4]), tmp_path)
+    with pytest.raises(ValueError, match="sum to 1"):
+        report.write_stability(table.assign(expert_0_share=[0.5, 0.5]), tmp_path)
+    with pytest.raises(ValueError, match="consensus"):
+        report.write_stability(table.assign(consensus_expert=[0, 0]), tmp_path)
+    with pytest.raises(ValueError, match="differ from"):
+        report.write_stability(table.drop(columns="confidence"), tmp_path)

@@ -256,7 +256,7 @@ def plot_forecast(frame: pd.DataFrame, title: str | None = None):
     level = int(round(100 * float(frame["ci_level"].iloc[0])))
     inside = (frame["observed_mean_tries"] >= frame["pi_low_mean_tries"]) & \
              (frame["observed_mean_tries"] <= frame["pi_high_mean_tries"])
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(15, 4.8), gridspec_kw={"width_ratios": [2.6, 1]})
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(15, 5.4), gridspec_kw={"width_ratios": [2.6, 1]})
     ax.fill_between(dates, frame["pi_low_mean_tries"], frame["pi_high_mean_tries"], color="tab:blue", alpha=0.15,
                     step="mid", label=f"{level}% predictive interval (calibrated)")
     ax.fill_between(dates, frame["boot_low_mean_tries"], frame["boot_high_mean_tries"], color="tab:blue", alpha=0.35,
@@ -264,13 +264,13 @@ def plot_forecast(frame: pd.DataFrame, title: str | None = None):
     ax.plot(dates, frame["pred_mean_tries"], color="tab:blue", lw=1.2, label="forecast (bootstrap mean)")
     ax.scatter(dates, frame["observed_mean_tries"], s=10, color="black", zorder=3, label="observed (WordleBot)")
     ax.scatter(dates[~inside], frame.loc[~inside, "observed_mean_tries"], s=28, facecolors="none",
-               edgecolors="tab:red", zorder=4, label=f"outside the predictive interval ({int((~inside).sum())} days)")
+               edgecolors="tab:red", zorder=4, label=f"mean tries outside its predictive interval ({int((~inside).sum())} days)")
     for i in np.argsort(-np.abs(frame["observed_mean_tries"] - frame["pred_mean_tries"]).to_numpy())[:5]:
         ax.annotate(frame["word"].iloc[i], (dates.iloc[i], frame["observed_mean_tries"].iloc[i]), fontsize=8,
                     xytext=(3, 3), textcoords="offset points")
     ax.set_ylabel("mean tries (a failure counts as 7)")
     ax.set_title(title or "WordleBot days 2024-07-01 .. 2024-12-31, forecast from training days before")
-    ax.legend(fontsize=8, loc="upper left", ncol=2)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=3, frameon=False)
     ax.grid(alpha=0.3)
     lo = float(min(frame["observed_mean_tries"].min(), frame["pred_mean_tries"].min())) - 0.1
     hi = float(max(frame["observed_mean_tries"].max(), frame["pred_mean_tries"].max())) + 0.1

@@ -32,8 +32,10 @@ LEVERS: dict[str, dict] = {
     "three_experts": {"num_experts": 3},
     "top_2": {"top_k": 2},
     "skip_path": {"expert_skip": True},
+    "skip_warm_start": {"expert_skip": True, "skip_init": "softmax_regression"},
     "hard_mode": {},
 }
+WARM = LEVERS["skip_warm_start"]
 GOAL_RATIO = 0.9
 GOAL_COVERAGE = (0.93, 0.97)
 GOAL_PROTOCOL_A_GAIN = 0.05
@@ -88,7 +90,8 @@ def protocol_a_with_wordlebot(ds, B: int, seed: int, repeats: int) -> pd.DataFra
     mcm = np.flatnonzero(ds.population == "mcm")
     extra = np.flatnonzero(ds.population != "mcm")
     splits = evaluation.protocol_splits("A", len(mcm), n_repeats=repeats, random_state=seed)
-    models = {"softmax_regression": make_peers(random_state=seed)["softmax_regression"], "moe_bootstrap": moe({}, B, seed)}
+    models = {"softmax_regression": make_peers(random_state=seed)["softmax_regression"], "moe_bootstrap": moe({}, B, seed),
+              "moe_skip_warm_start": moe(WARM, B, seed)}
     rows = []
     for fold, tr, te in splits:
         for name, est in models.items():
@@ -97,7 +100,7 @@ def protocol_a_with_wordlebot(ds, B: int, seed: int, repeats: int) -> pd.DataFra
                 rows.append({"fold": fold, "model": name, "wordlebot_added": added,
                              "rps": rps_of(est, ds, train, mcm[te])})
         print(f"protocol A fold {fold}: " + ", ".join(f"{r['model']}{'+wb' if r['wordlebot_added'] else ''} "
-                                                       f"{r['rps']:.5f}" for r in rows[-4:]), flush=True)
+                                                       f"{r['rps']:.5f}" for r in rows[-2 * len(models):]), flush=True)
     return pd.DataFrame(rows)
 
 
@@ -108,6 +111,7 @@ def goals(table: pd.DataFrame, proto_a: pd.DataFrame) -> dict:
     m = sub.loc["moe_bootstrap"]
     a = proto_a.groupby(["model", "wordlebot_added"])["rps"].mean()
     gain = 1 - a[("moe_bootstrap", True)] / a[("moe_bootstrap", False)]
+    gain_warm = 1 - a[("moe_skip_warm_start", True)] / a[("moe_skip_warm_start", False)]
     return {
         "protocol_C": {"moe_rps": float(m["rps"]), "best_peer": best_peer, "best_peer_rps": float(peers["rps"].min()),
                        "ratio_to_best_peer": float(m["rps"] / peers["rps"].min()),
@@ -119,7 +123,10 @@ def goals(table: pd.DataFrame, proto_a: pd.DataFrame) -> dict:
                        "moe_rps_with_wordlebot": float(a[("moe_bootstrap", True)]), "moe_gain": float(gain),
                        "softmax_rps_mcm_only": float(a[("softmax_regression", False)]),
                        "softmax_rps_with_wordlebot": float(a[("softmax_regression", True)]),
-                       "gain_ge_5pct": bool(gain >= GOAL_PROTOCOL_A_GAIN)},
+                       "gain_ge_5pct": bool(gain >= GOAL_PROTOCOL_A_GAIN),
+                       "moe_skip_warm_start_rps_mcm_only": float(a[("moe_skip_warm_start", False)]),
+                       "moe_skip_warm_start_rps_with_wordlebot": float(a[("moe_skip_warm_start", True)]),
+                       "moe_skip_warm_start_gain": float(gain_warm)},
     }
 
 
@@ -127,7 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: B=4, two levers, one protocol A fold set")
     parser.add_argument("--B", type=int, default=30, help="bootstrap replicas of the MoE in protocol C (default 30)")
-    parser.add_argument("--lever-B", type=int, default=20, help="replicas per lever and protocol A fold (default 20)")
+    parser.add_argument("--lever-B", type=int, default=20, help="replicas per lever (default 20)")
+    parser.add_argument("--a-B", type=int, default=10, help="replicas per protocol A fold (default 10)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of protocol A's 5-fold CV (default 3)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -138,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     from wordle_moe.dataset import load_dataset
 
     start = time.perf_counter()
-    B, lever_B = (4, 4) if args.quick else (args.B, args.lever_B)
+    B, lever_B, a_B = (4, 4, 4) if args.quick else (args.B, args.lever_B, args.a_B)
     datasets = {"mcm+wordlebot": load_dataset(sources=("mcm", "wordlebot")),
                 "mcm+wordlebot+hard": load_dataset(sources=("mcm", "wordlebot", "wordlebot_hard"))}
     ds = datasets["mcm+wordlebot"]
@@ -151,10 +159,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(table.to_string(index=False))
         print(routing.to_string(index=False))
     lever_table = levers(datasets, lever_B, args.seed, ["default", "hard_mode"] if args.quick else list(LEVERS))
-    proto_a = protocol_a_with_wordlebot(ds, lever_B, args.seed, 1 if args.quick else args.repeats)
+    proto_a = protocol_a_with_wordlebot(ds, a_B, args.seed, 1 if args.quick else args.repeats)
     result = {
         "command": "python benchmarks/forecast.py" + (" --quick" if args.quick else ""),
-        "quick": args.quick, "B": B, "lever_B": lever_B, "protocol_A_repeats": 1 if args.quick else args.repeats,
+        "quick": args.quick, "B": B, "lever_B": lever_B, "protocol_A_B": a_B, "protocol_A_repeats": 1 if args.quick else args.repeats,
         "n_train_protocol_C": int(table["n_train"].iloc[0]), "n_test_protocol_C": int(table["n_test"].iloc[0]),
         "goal": goals(table, proto_a),
         "protocol_C": table.drop(columns=["protocol"]).to_dict(orient="records"),

@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model-dir", default=None, help="saved model folder (default: the CLI's default)")
     args = parser.parse_args(argv)
+    from wordle_moe.cli import DEFAULT_MODELS, MODEL_DIR
+
+    if args.model_dir is None and not any((MODEL_DIR / m / "model.json").is_file() for m in DEFAULT_MODELS):
+        print(f"skipped: no saved model under {MODEL_DIR} (run `make run` first)")
+        return {}
     words = ROOT / "benchmarks" / "results" / ".cli_words.csv"
     words.write_text("word,date\n" + "".join(f"{w},2022-06-01\n" for w in
                                              ("crane", "slate", "adieu", "mummy", "nymph", "caulk", "eerie", "parer",

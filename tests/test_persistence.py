@@ -163,3 +163,16 @@ def test_saving_is_deterministic(tmp_path, data, data_file):
     b = save_model(tmp_path / "b", model, feature_names=NAMES, data_files=data_file)
     for f in ("weights.safetensors", "model.json"):
         assert (a / f).read_bytes() == (b / f).read_bytes()
+
+
+def test_knobs_added_after_saving_are_reported(tmp_path, data, data_file):
+    X, P = data
+    model, _ = train_moe(X[:45], P[:45], X[45:], P[45:], config=CFG)
+    path = save_model(tmp_path / "m", model, feature_names=NAMES, data_files=data_file)
+    assert load_model(path).meta["assumed_defaults"] == []
+    meta = json.loads((path / "model.json").read_text())
+    del meta["config"]["router_only_epochs"]  # as if saved before that knob existed
+    (path / "model.json").write_text(json.dumps(meta))
+    loaded = load_model(path)
+    assert loaded.meta["assumed_defaults"] == ["ROUTER_ONLY_EPOCHS"]
+    np.testing.assert_array_equal(loaded.predict(X), predict_replicas(model, X)[0])

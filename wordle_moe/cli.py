@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -138,6 +139,9 @@ def load_ensemble(model_dir: str | Path | None) -> tuple[Any, Path, list[str]]:
                        "for a MoEModel (e.g. moe_bootstrap_output/model/bootstrap)")
     if notes:
         notes = [f"{'; '.join(notes)}: using {path} (run `make run` to save the all-sources ensemble)"]
+    if saved.meta.get("assumed_defaults"):
+        notes.append(f"note: {path} was saved before the knob(s) {', '.join(saved.meta['assumed_defaults'])} "
+                     "existed: their current defaults are assumed; `make run` saves it afresh")
     return saved, path, notes
 
 
@@ -326,6 +330,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None, prog: str = "wordle-moe") -> int:
     """Console entry point (``wordle-moe``); also ``python moe_booststrap.py``. Returns the exit code."""
+    # the embedding model (loaded for words outside the answer list) would draw a loading bar: noise in an answer
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:

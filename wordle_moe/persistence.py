@@ -336,6 +336,11 @@ def _config_from(saved: Mapping[str, Any], where: Path) -> MoEConfig:
     return MoEConfig(**saved)
 
 
+def assumed_defaults(saved: Mapping[str, Any]) -> list[str]:
+    """Knobs this code has that a saved config lacks (saved before they existed): their defaults are assumed."""
+    return sorted(f.name.upper() for f in dataclasses.fields(MoEConfig) if f.name not in saved)
+
+
 def _build(record: Mapping[str, Any], state: Mapping[str, torch.Tensor], prefix: str, where: Path) -> MoEModel:
     """Rebuild a MoEModel from its metadata record and load the tensors under ``prefix``."""
     model = MoEModel(int(record["n_features"]), _config_from(record["config"], where), replicas=int(record["replicas"]),
@@ -363,6 +368,8 @@ def load_model(path: str | os.PathLike, *, verify: bool = True) -> Any:
         check_versions(meta, path)
     state = load_file(str(path / WEIGHTS_FILE))
     residuals = state["calibration.residuals"].numpy() if "calibration.residuals" in state else None
+    meta["assumed_defaults"] = assumed_defaults(meta["config"] if meta["kind"] == "moe_model"
+                                                else meta["single"]["config"])
     if meta["kind"] == "moe_model":
         return SavedModel(model=_build(meta, state, "model.", path), feature_names=list(meta["feature_names"]),
                           residuals=residuals, meta=meta)

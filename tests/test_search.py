@@ -99,6 +99,37 @@ def test_selection_rule_prefers_stable_balanced_groupings_within_one_se():
     assert search.select_configuration(none) == {"num_experts": 3, "top_k": 1}
 
 
+def test_fold_weights_keep_test_rows_out_and_split_training_rows_like_fit_moe():
+    from sklearn.model_selection import KFold
+
+    folds = list(KFold(n_splits=3, shuffle=True, random_state=0).split(np.zeros(20)))
+    train_w, val_w = search.fold_weights(20, folds, 0.25, seed=1)
+    for r, (tr, te) in enumerate(folds):
+        assert (train_w[r, te] == 0).all() and (val_w[r, te] == 0).all()
+        np.testing.assert_array_equal(train_w[r] + val_w[r] > 0, np.isin(np.arange(20), tr))
+        t, v = search._validation_split(len(tr), 0.25, 1)
+        np.testing.assert_array_equal(np.flatnonzero(val_w[r]), tr[v])
+    assert ((train_w * val_w) == 0).all()
+
+
+def test_batched_fold_models_match_one_at_a_time_fits():
+    """Replica r of the batched fold model equals an R=1 fit of fold r's rows (same replica id)."""
+    from sklearn.model_selection import KFold
+
+    from wordle_moe.training import fit_replicas, predict_replicas
+
+    X, P = _data(30)
+    cfg = FAST.replace(max_epochs=10, patience=10, dropout=0.0)
+    folds = list(KFold(n_splits=3, shuffle=True, random_state=0).split(X))
+    model, train_w = search.fit_folds(X, P, cfg, folds)
+    batched = predict_replicas(model, X)
+    _, val_w = search.fold_weights(30, folds, cfg.val_fraction, cfg.seed)
+    for r in range(3):
+        one, _ = fit_replicas(X, P, X, P, cfg, train_weight=train_w[r:r + 1], val_weight=val_w[r:r + 1],
+                              replica_ids=[r])
+        np.testing.assert_allclose(predict_replicas(one, X)[0], batched[r], atol=1e-5)
+
+
 def test_grid_of_two_configurations_end_to_end(tmp_path):
     X, P = _data()
     results = search.grid_search(X, P, {"num_experts": [2], "top_k": [1, 2]}, base_config=FAST, cv=2,

@@ -132,6 +132,30 @@ def fit_moe(X: np.ndarray, P: np.ndarray, config: MoEConfig, n_reported: np.ndar
     return model
 
 
+def fold_weights(n: int, folds: Sequence[tuple[np.ndarray, np.ndarray]], val_fraction: float,
+                 seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 row weights (K, n) of each fold's training and early-stopping rows: the fold's training rows split
+    by the same seeded rule as ``fit_moe`` (the test rows get weight 0 in both)."""
+    train_w, val_w = np.zeros((len(folds), n)), np.zeros((len(folds), n))
+    for r, (tr, _) in enumerate(folds):
+        t, v = _validation_split(len(tr), val_fraction, seed)
+        train_w[r, tr[t]] = 1.0
+        val_w[r, tr[v]] = 1.0
+    return train_w, val_w
+
+
+def fit_folds(X: np.ndarray, P: np.ndarray, config: MoEConfig, folds: Sequence[tuple[np.ndarray, np.ndarray]],
+              n_reported: np.ndarray | None = None) -> tuple[Any, np.ndarray]:
+    """The K fold models trained as ONE batched model (replica r = fold r, trained on its own training rows only,
+    stopped on its own validation rows); returns (model, train weights (K, n))."""
+    from wordle_moe.training import fit_replicas
+
+    train_w, val_w = fold_weights(len(X), folds, config.val_fraction, config.seed)
+    model, _ = fit_replicas(X, P, X, P, config, train_weight=train_w, val_weight=val_w, n_reported=n_reported,
+                            n_reported_val=n_reported)
+    return model, train_w
+
+
 def _entropy_bits(p: np.ndarray, axis: int = -1) -> np.ndarray:
     p = np.clip(p, 0.0, None)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -157,12 +181,17 @@ def routed_pair_measures(mean_outputs: np.ndarray) -> tuple[float, float]:
             float(metrics.js_divergence(m[a], m[b]).mean()))
 
 
-def override_rate(gate_scores: np.ndarray, selected: np.ndarray, top_k: int) -> float:
-    """Share of rows whose selected experts (0/1 mask (n, E)) differ from the gate's own top-k of ``gate_scores``."""
+def overridden_mask(gate_scores: np.ndarray, selected: np.ndarray, top_k: int) -> np.ndarray:
+    """(..., n) True where the selected experts (0/1 mask (..., n, E)) differ from the gate's own top-k."""
     scores = np.asarray(gate_scores, dtype=float)
     own = np.zeros(scores.shape, dtype=bool)
     np.put_along_axis(own, np.argsort(-scores, axis=-1, kind="stable")[..., :top_k], True, axis=-1)
-    return float((own != (np.asarray(selected) > 0)).any(axis=-1).mean())
+    return (own != (np.asarray(selected) > 0)).any(axis=-1)
+
+
+def override_rate(gate_scores: np.ndarray, selected: np.ndarray, top_k: int) -> float:
+    """Share of rows whose selected experts (0/1 mask (n, E)) differ from the gate's own top-k of ``gate_scores``."""
+    return float(overridden_mask(gate_scores, selected, top_k).mean())
 
 
 def differentiation(inter: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,19 +222,24 @@ def differentiation(inter: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def training_override_rate(model: Any, X: np.ndarray) -> float:
-    """Override rate of the router as it routes in TRAINING mode (noise on, expert-choice capacity) on rows X."""
+def training_override_rates(model: Any, X: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Per replica, the override rate of the router as it routes in TRAINING mode (noise on, expert-choice capacity)
+    over its rows of positive ``weight`` (R, n)."""
     import torch
 
+    w = torch.as_tensor(np.asarray(weight, dtype=np.float32))
     model.train()
     try:
         with torch.no_grad():
-            out = model(np.asarray(X, dtype=np.float32), return_intermediate=True)
+            out = model(np.asarray(X, dtype=np.float32), return_intermediate=True, weight=w)
     finally:
         model.eval()
     if "overridden" in out:   # the engine's own mask (routers.overridden_rows): the same definition
-        return float(out["overridden"][0].float().mean())
-    return override_rate(out["gate_scores"][0].numpy(), out["dispatch"][0].numpy(), out["top_k_indices"].shape[-1])
+        mask = out["overridden"].double().numpy()
+    else:
+        mask = overridden_mask(out["gate_scores"].numpy(), out["dispatch"].numpy(), out["top_k_indices"].shape[-1])
+    keep = np.asarray(weight) > 0
+    return (mask * keep).sum(axis=1) / np.maximum(keep.sum(axis=1), 1)
 
 
 def score_configuration(X: np.ndarray, P: np.ndarray, knobs: Mapping[str, Any], *,
@@ -213,27 +247,26 @@ def score_configuration(X: np.ndarray, P: np.ndarray, knobs: Mapping[str, Any], 
                         n_reported: np.ndarray | None = None, config_id: int = 0) -> dict[str, Any]:
     """Cross-validated accuracy, expert differentiation and grouping stability of one configuration (a joblib task).
 
-    Differentiation is measured on each fold's held-out words; stability with every fold's model routing ALL
-    words: the mean pairwise ARI of the folds' primary-expert partitions (cv >= 2 folds give cv·(cv−1)/2 pairs).
+    The ``cv`` fold models train as one batched model (``fit_folds``: replica r sees only fold r's training rows).
+    Accuracy and differentiation are measured on each fold's held-out words; stability with every fold's model
+    routing ALL words: the mean pairwise ARI of the folds' primary-expert partitions (cv·(cv−1)/2 pairs).
     """
     start = time.perf_counter()
     config = (base_config or MoEConfig()).replace(**dict(knobs)).validate()
-    fold_rps, fold_mae, fold_js, diffs, labels, train_override = [], [], [], [], [], []
+    folds = list(KFold(n_splits=cv, shuffle=True, random_state=seed).split(X))
     with _single_thread_torch():
-        from wordle_moe.training import intermediates, predict_proba
-
-        for tr, te in KFold(n_splits=cv, shuffle=True, random_state=seed).split(X):
-            model = fit_moe(X[tr], P[tr], config, None if n_reported is None else n_reported[tr])
-            pred = predict_proba(model, X[te])
-            fold_rps.append(metrics.rps(P[te], pred).mean())
-            fold_mae.append(metrics.mae_pp(P[te], pred).mean())
-            fold_js.append(metrics.js_divergence(P[te], pred).mean())
-            diffs.append(differentiation(intermediates(model, X[te])))  # measured on unseen words
-            labels.append(stability.primary_experts(intermediates(model, X)["gates"])[0])  # all words
-            train_override.append(training_override_rate(model, X[tr]))
+        model, train_w = fit_folds(X, P, config, folds, n_reported)   # the cv fold models as one batched model
+        routing = stability.replica_routing(model, X)                  # every fold model routes ALL words
+        train_override = training_override_rates(model, X, train_w)
+    pred = routing["final_output"] / routing["final_output"].sum(axis=-1, keepdims=True)
+    fold_rps = [metrics.rps(P[te], pred[r, te]).mean() for r, (_, te) in enumerate(folds)]
+    fold_mae = [metrics.mae_pp(P[te], pred[r, te]).mean() for r, (_, te) in enumerate(folds)]
+    fold_js = [metrics.js_divergence(P[te], pred[r, te]).mean() for r, (_, te) in enumerate(folds)]
+    # differentiation on each fold's unseen words
+    diffs = [differentiation({k: v[r, te] for k, v in routing.items()}) for r, (_, te) in enumerate(folds)]
+    labels = stability.primary_experts(routing["gates"])
     se = (lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0)
     usage = np.mean([d["usage"] for d in diffs], axis=0)
-    labels = np.stack(labels)
     group_share = np.mean([np.bincount(lab, minlength=config.num_experts) / len(lab) for lab in labels], axis=0)
     row = {"config_id": config_id, **{k: getattr(config, k) for k in KNOB_COLUMNS}, **dict(knobs)}
     row.update({

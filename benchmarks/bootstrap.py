@@ -117,9 +117,9 @@ def main() -> dict:
         "batched_replica_epochs": batched_epochs,
         "per_epoch_note": ("30 epochs with every replica active; the end-to-end speedup is close to "
                            "per_epoch_speedup_bound because both paths train the same replica-epochs"),
-        "equivalence_note": ("with dropout 0.1 the two paths draw different dropout masks, so replicas are "
-                             "statistically, not numerically, equal; tests/test_bootstrap.py checks numerical "
-                             "equality replica by replica with dropout 0"),
+        "equivalence_note": ("every replica draws its resample, initial weights, dropout masks and router noise "
+                             "from its own stream, so batched and sequential replicas are numerically equal "
+                             "(float32 summation order aside), dropout included; tests/test_bootstrap.py checks it"),
         "load_average_before": load_before,
         "aims": "batched >= 15x faster than sequential; B=200 batched < 20 s on 2 cores",
     }

@@ -34,7 +34,7 @@ CANDIDATES = {
     "defaults with diversity 0.1/0.05": dict(expert_output_diversity_coef=0.1, expert_js_divergence_coef=0.05),
     "defaults with random gate start": dict(gate_init="random", gate_lr_scale=1.0),
     "defaults with gelu, dropout 0.1": dict(activation="gelu", dropout=0.1),
-    "defaults with input clip 5": dict(input_clip=5.0),
+    "defaults with input clip 3": dict(input_clip=3.0),
 }
 
 

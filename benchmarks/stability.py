@@ -11,7 +11,11 @@ For the default configuration (2 experts, top-1) and the 3-expert top-2 one it p
   bootstrap mean (B_cv replicas per fold, trained on the fold's training words only).
 Writes benchmarks/results/stability.json.
 
-    python benchmarks/stability.py [--resamples 20] [--seeds 5] [--folds 5] [--b-cv 20] [--set KNOB=VALUE ...]
+    python benchmarks/stability.py [--resamples 50] [--seeds 5] [--folds 5] [--b-cv 20] [--structures]
+                                   [--set KNOB=VALUE ...]
+
+With --structures it also cross-validates every NUM_EXPERTS in {2,3,4} x TOP_K in {1,2} and reports each one's
+RPS relative to the best 2-expert configuration.
 """
 from __future__ import annotations
 
@@ -130,6 +134,8 @@ def main() -> dict:
     ap.add_argument("--only", default=None, help="run one configuration (a key of CONFIGURATIONS)")
     ap.add_argument("--set", nargs="*", default=[], help="KNOB=VALUE overrides applied to every configuration")
     ap.add_argument("--name", default="stability", help="results file name (benchmarks/results/<name>.json)")
+    ap.add_argument("--structures", action="store_true",
+                    help="also the K-fold RPS of every NUM_EXPERTS in {2,3,4} x TOP_K in {1,2} (issue: within 5%%)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -148,6 +154,18 @@ def main() -> dict:
             "seeds": seed_stability(X, P, cfg, args.seeds),
             "cv": cv_rps(X, P, cfg, args.folds, args.b_cv),
         }
+    if args.structures:
+        rows = {}
+        for E, k in [(2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2)]:
+            cfg = MoEConfig().replace(**{**overrides, "num_experts": E, "top_k": k}).validate()
+            rows[f"E={E}, top-{k}"] = cv_rps(X, P, cfg, args.folds, args.b_cv)
+            print(f"E={E}, top-{k}", rows[f"E={E}, top-{k}"], flush=True)
+        best2 = min(v["bootstrap_mean_rps_mean_se" if args.b_cv else "single_rps_mean_se"][0]
+                    for name, v in rows.items() if name.startswith("E=2"))
+        key = "bootstrap_mean_rps_mean_se" if args.b_cv else "single_rps_mean_se"
+        for v in rows.values():
+            v["rps_vs_best_2_expert"] = round(v[key][0] / best2 - 1, 3)
+        result["structures_cv"] = rows
     return publish(args.name, {**result, **machine_info()})
 
 

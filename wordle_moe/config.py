@@ -63,7 +63,7 @@ class MoEConfig:
     gate_lr_scale: float = 0.05     # the gate's learning rate = LR·GATE_LR_SCALE (< 1: the grouping moves slowly)
     expert_order: str = "difficulty"  # relabel experts after training by the expected tries of their routed output | none
     diversity_scope: str = "routed"  # out_div/JS on each expert's gate-weighted mean over ITS words ("all": every row)
-    input_clip: float = 3.0         # standardised inputs clipped to ±INPUT_CLIP (0 = no clip): bounds extrapolation
+    input_clip: float = 5.0         # standardised inputs clipped to ±INPUT_CLIP (0 = no clip): bounds extrapolation
     expert_skip: bool = False       # each expert = softmax(Linear_skip(x) + MLP(x)): a GLM with a nonlinear residual
     skip_zero_mlp: bool = False     # with EXPERT_SKIP: start the MLP's output layer at 0 (each expert starts linear)
     skip_l2: float = 0.0            # L2 penalty SKIP_L2/2·||W_skip||² per expert, added to the loss (ridge, not AdamW's WD)

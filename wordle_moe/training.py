@@ -260,11 +260,13 @@ def intermediates(model: MoEModel, X: Any, replica: int = 0) -> dict[str, Any]:
     """Routing quantities of ONE replica (default 0, the only one when R=1) as numpy arrays.
 
     gate_scores (n,E) full softmax, top_k_scores (n,k), top_k_indices (n,k), gates (n,E) sparse rows
-    summing to 1, expert_outputs (n,E,7), final_output (n,7), load_balance_loss (float).
+    summing to 1, expert_outputs (n,E,7), final_output (n,7), load_balance_loss (float), gate_top_k_indices
+    (n,k) the gate's own top-k and overridden (n,) where the router selected other experts than those.
     """
     model.eval()
     out = model(np.asarray(X, dtype=np.float32), return_intermediate=True)
-    keys = ["gate_scores", "top_k_scores", "top_k_indices", "gates", "expert_outputs", "final_output"]
+    keys = ["gate_scores", "top_k_scores", "top_k_indices", "gates", "expert_outputs", "final_output",
+            "gate_top_k_indices", "overridden"]
     res = {k: out[k][replica].numpy() for k in keys}
     res["load_balance_loss"] = float(out["load_balance_loss"][replica])
     return res

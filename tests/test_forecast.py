@@ -101,14 +101,15 @@ class JitteredSoftmax(RegressorMixin, BaseEstimator):
 def test_protocol_c_comparison_on_synthetic_days():
     rng = np.random.default_rng(0)
     n_mcm, n_wb = 60, 120
-    dates = pd.Series(list(pd.date_range("2022-01-07", periods=n_mcm)) + list(pd.date_range("2024-04-01", periods=n_wb)))
+    dates = pd.Series([*pd.date_range("2022-01-07", periods=n_mcm), *pd.date_range("2024-04-01", periods=n_wb)])
     pops = np.array(["mcm"] * n_mcm + ["wordlebot"] * n_wb)
     X = np.column_stack([rng.normal(size=(n_mcm + n_wb, 3)), (pops == "wordlebot").astype(float)])
     logits = X @ rng.normal(size=(4, 7))
     P = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     models = {"mean_distribution": MeanDistribution(), "moe_fake": JitteredSoftmax()}
-    table, frame, fc = forecast.protocol_c_comparison(models, "moe_fake", X, P, dates, pops, np.arange(len(X)).astype(str),
-                                                      cv=3, n_day_draws=200)
+    words = np.arange(len(X)).astype(str)
+    table, frame, fc = forecast.protocol_c_comparison(models, "moe_fake", X, P, dates, pops, words, cv=3,
+                                                      n_day_draws=200)
     n_test = int(((dates >= "2024-07-01") & (pops == "wordlebot")).sum())
     assert len(frame) == n_test and (table["n_test"] == n_test).all()
     assert table["model"].tolist() == ["moe_fake", "mean_distribution"]  # sorted by RPS, best first

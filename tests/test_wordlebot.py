@@ -7,8 +7,7 @@ import pytest
 
 from wordle_moe import evaluation
 from wordle_moe.data import DataError
-from wordle_moe.dataset import (POPULATION_FEATURES, default_population, feature_rows, load_dataset,
-                                training_date_range)
+from wordle_moe.dataset import POPULATION_FEATURES, default_population, feature_rows, load_dataset, training_date_range
 from wordle_moe.paths import TRY_COLUMNS
 from wordle_moe.wordlebot import WORDLEBOT_DATA, load_wordlebot_data, wordlebot_observations
 

@@ -11,8 +11,8 @@ population. The MCM-only dataset, the default, has exactly the inputs it always 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -146,8 +146,8 @@ def default_population(date=None) -> str:
     return "wordlebot" if pd.Timestamp(date) > LAST_MCM_DAY else "mcm"
 
 
-def feature_rows(words: Sequence[str] | str, dates, feature_names: Sequence[str], population: str | Sequence[str] = "wordlebot",
-                 date_range: tuple | None = None) -> pd.DataFrame:
+def feature_rows(words: Sequence[str] | str, dates, feature_names: Sequence[str],
+                 population: str | Sequence[str] = "wordlebot", date_range: tuple | None = None) -> pd.DataFrame:
     """Feature rows for any words and dates as a model trained on ``feature_names`` expects them.
 
     ``date_range`` = (first, last) training day: a date outside it is clamped to the nearer end before the
@@ -157,22 +157,20 @@ def feature_rows(words: Sequence[str] | str, dates, feature_names: Sequence[str]
     """
     words = [words] if isinstance(words, str) else list(words)
     n = len(words)
-    asked = pd.Series(pd.to_datetime(pd.Series(dates if pd.api.types.is_list_like(dates) else [dates] * n)).to_numpy(),
-                      dtype="datetime64[ns]") if dates is not None else pd.Series([pd.NaT] * n, dtype="datetime64[ns]")
+    if dates is None:
+        asked = pd.Series([pd.NaT] * n, dtype="datetime64[ns]")
+    else:
+        asked = pd.to_datetime(pd.Series(list(dates) if pd.api.types.is_list_like(dates) else [dates] * n))
+        asked = asked.dt.normalize().astype("datetime64[ns]")
     if len(asked) != n:
         raise ValueError(f"got {len(asked)} dates for {n} words")
-    used = asked
-    if date_range is not None:
-        first, last = (pd.Timestamp(d) for d in date_range)
-        used = asked.clip(lower=first, upper=last)
-    out = build_features(words, None if dates is None else list(used))
-    out.insert(1, "date_asked", asked.to_numpy())
-    out.insert(3, "date_clamped", (asked != used).fillna(False).astype(float).to_numpy()
-               if date_range is not None else 0.0)
-    out = out.rename(columns={"date": "date_used"}).rename(columns={"date_asked": "date"})
+    used = asked if date_range is None else asked.clip(*(pd.Timestamp(d) for d in date_range))
+    out = build_features(words, None if dates is None else list(used)).rename(columns={"date": "date_used"})
+    out.insert(1, "date", asked.to_numpy())
+    out.insert(3, "date_clamped", (asked.notna() & (asked != used)).astype(float).to_numpy())
     if any(c in POPULATION_FEATURES for c in feature_names):
-        out = pd.concat([out, population_columns(population, n)], axis=1)
         out.insert(1, "population", [population] * n if isinstance(population, str) else list(population))
+        out = pd.concat([out, population_columns(list(out["population"]))], axis=1)
     missing = [c for c in feature_names if c not in out.columns]
     if missing:
         raise ValueError(f"cannot build model inputs {missing[:5]} for new words")

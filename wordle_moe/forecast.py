@@ -12,7 +12,8 @@ rows, a noisier population, would widen a WordleBot interval). Test days are nev
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,8 +63,11 @@ def rps_interval(P_true: np.ndarray, P_pred: np.ndarray, draws: np.ndarray, ci_l
     return float(low), float(high)
 
 
+TUNING_CUTOFF = pd.Timestamp("2024-01-01")
+
+
 def tuning_split(dates: Any, populations: Any, train: np.ndarray,
-                 cutoff: pd.Timestamp = pd.Timestamp("2024-01-01")) -> tuple[np.ndarray, np.ndarray]:
+                 cutoff: pd.Timestamp = TUNING_CUTOFF) -> tuple[np.ndarray, np.ndarray]:
     """Protocol C repeated INSIDE its training rows (cut-off 2024-01-01 by default): the split on which levers
     are chosen, so the 184 test days never steer a choice. Returns indices into the full arrays."""
     train = np.asarray(train)
@@ -264,7 +268,8 @@ def plot_forecast(frame: pd.DataFrame, title: str | None = None):
     ax.plot(dates, frame["pred_mean_tries"], color="tab:blue", lw=1.2, label="forecast (bootstrap mean)")
     ax.scatter(dates, frame["observed_mean_tries"], s=10, color="black", zorder=3, label="observed (WordleBot)")
     ax.scatter(dates[~inside], frame.loc[~inside, "observed_mean_tries"], s=28, facecolors="none",
-               edgecolors="tab:red", zorder=4, label=f"mean tries outside its predictive interval ({int((~inside).sum())} days)")
+               edgecolors="tab:red", zorder=4,
+               label=f"mean tries outside its predictive interval ({int((~inside).sum())} days)")
     for i in np.argsort(-np.abs(frame["observed_mean_tries"] - frame["pred_mean_tries"]).to_numpy())[:5]:
         ax.annotate(frame["word"].iloc[i], (dates.iloc[i], frame["observed_mean_tries"].iloc[i]), fontsize=8,
                     xytext=(3, 3), textcoords="offset points")

@@ -89,7 +89,8 @@ def _words(table: pd.DataFrame, path: Path) -> pd.Series:
 
 
 def load_wordlebot_data(path: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The validated WordleBot table, sorted by contest: date, contest_number, word, then per mode its 7 counts and n_<mode>.
+    """The validated WordleBot table, sorted by contest: date, contest_number, word, then per mode its 7 counts
+    and their sum n_<mode>.
 
     Checks: the header has every column; counts are non-negative integers with at least one game per mode
     and day; date = 2021-06-19 + contest number; no day (date or contest) appears twice.
@@ -117,7 +118,8 @@ def load_wordlebot_data(path: str | os.PathLike | None = None) -> pd.DataFrame:
         if len(dup):
             i = int(dup[0])
             first = int(np.flatnonzero((out[column] == out[column].iloc[i]).to_numpy())[0])
-            raise DataError(f"{_where(path, i + 2, column)}: duplicated day {out[column].iloc[i]} (first at row {first + 2})")
+            raise DataError(f"{_where(path, i + 2, column)}: duplicated day {out[column].iloc[i]} "
+                            f"(first at row {first + 2})")
     out = out.sort_values("contest_number", kind="stable").reset_index(drop=True)
     out.attrs["source"] = str(path)
     return out

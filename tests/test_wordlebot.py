@@ -179,3 +179,16 @@ def test_feature_rows_clamp_the_date_and_add_the_population(both):
         feature_rows("crane", "2022-05-01", both.feature_names, population="twitter")
     assert default_population("2026-11-28") == "wordlebot" and default_population("2022-06-01") == "mcm"
     assert default_population(None) == "mcm"
+
+
+def test_no_input_depends_on_the_wordlebot_counts(tmp_path, raw, both):
+    """Shuffling every count column across days changes the targets and weights, never an input."""
+    shuffled = raw.copy()
+    rng = np.random.default_rng(0)
+    counts = [c for c in raw.columns if c.startswith(("normal_", "hard_"))]
+    shuffled[counts] = shuffled[counts].to_numpy()[rng.permutation(len(raw))]
+    path = tmp_path / "shuffled.csv"
+    shuffled.to_csv(path, index=False)
+    other = load_dataset(sources=("mcm", "wordlebot", "wordlebot_hard"), wordlebot_path=path)
+    np.testing.assert_array_equal(other.X, both.X)
+    assert not np.allclose(other.P, both.P) and not np.allclose(other.n_reported, both.n_reported)

@@ -47,8 +47,12 @@ test: setup
 bench: setup
 	$(PY) benchmarks/features.py
 	$(PY) benchmarks/bootstrap.py --seq-replicas 200 --threads 2
+	$(PY) benchmarks/stability.py --resamples 50 --seeds 5 --folds 5 --b-cv 20
+	$(PY) benchmarks/engine_defaults.py
 	$(PY) benchmarks/accuracy.py --grid
+	$(PY) benchmarks/accuracy.py --nested --n-bootstrap 20
 	$(PY) benchmarks/forecast.py
+	$(PY) benchmarks/cli.py  # needs the models `make run` saves; skipped without them
 
 # The notebook is kept as a jupytext pair: moe_with_bootstrap.py (percent format, diff-friendly) and the .ipynb.
 # JupyterLab (with jupytext installed in .venv) saves both; after editing either file by hand, sync them:

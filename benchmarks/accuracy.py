@@ -1,7 +1,8 @@
 """Accuracy benchmark (SPEC §11): the MoE against its peers under Protocols A and B, in one run on the same folds.
 
 Run:  .venv/bin/python benchmarks/accuracy.py [--quick] [--grid] [--n-bootstrap 30]
-      .venv/bin/python benchmarks/accuracy.py --nested [--outer-folds 5]   (nested tuning only, see run_nested)
+      .venv/bin/python benchmarks/accuracy.py --nested [--outer-folds 15] [--n-bootstrap 20]   (see run_nested)
+      .venv/bin/python benchmarks/accuracy.py --default-config   (the default configuration, see run_default)
 Writes moe_bootstrap_output/model_comparison.csv and .png, benchmarks/results/accuracy.json,
 and with --grid also grid_search_results.csv and router_comparison.csv.
 """
@@ -132,14 +133,17 @@ def run_grid(ds, knobs: dict, quick: bool, n_jobs: int) -> dict:
 # Nested tuning: the tuned knobs above were chosen on words that make up most of protocol A's test folds.
 # run_nested re-does the choice INSIDE each outer fold's training words (inner 3-fold CV), so the score of the
 # tuned MoE never rests on a choice that saw its test words. The candidates are the levers the tuning compared
-# (top-1 vs top-2 routing, dropout 0.1 vs 0.3), at the grid search's shorter schedule to keep it affordable.
-NESTED_GRID: dict = {"top_k": [1, 2], "dropout": [0.1, 0.3]}
+# (top-1 vs top-2 routing, dropout 0.1 vs 0.3, the linear skip path on or off), at the grid search's shorter
+# schedule to keep it affordable.
+NESTED_GRID: dict = {"top_k": [1, 2], "dropout": [0.1, 0.3], "expert_skip": [False, True]}
 
 
-def run_nested(ds, knobs: dict, outer_folds: int = 5, inner_cv: int = 3, seed: int = 0) -> dict:
-    """Protocol A (first ``outer_folds`` folds of repeat 1) scored three ways on the same folds: the MoE with the
-    fixed tuned knobs, the MoE tuned inside each outer training set (GridSearchCV over NESTED_GRID), and softmax
-    regression. Returns per-fold rows, the chosen configuration per fold and the mean metrics."""
+def run_nested(ds, knobs: dict, outer_folds: int = 15, inner_cv: int = 3, seed: int = 0,
+               n_bootstrap: int = 0) -> dict:
+    """Protocol A (its first ``outer_folds`` of the 15 folds) scored on the same folds: the MoE with the fixed tuned
+    knobs, the MoE tuned inside each outer training set (GridSearchCV over NESTED_GRID), and softmax regression;
+    with ``n_bootstrap`` also both MoEs as bootstrap means (the nested one with the configuration chosen in that
+    fold). Returns the chosen configuration per fold and the mean metrics."""
     from sklearn.base import clone
     from sklearn.model_selection import GridSearchCV, KFold
 
@@ -150,7 +154,7 @@ def run_nested(ds, knobs: dict, outer_folds: int = 5, inner_cv: int = 3, seed: i
                                     random_state=seed)
     nested = GridSearchCV(base, NESTED_GRID, cv=KFold(inner_cv, shuffle=True, random_state=seed), refit=True)
     softmax = make_peers(random_state=seed, include_mlp=False)["softmax_regression"]
-    splits = evaluation.protocol_splits("A", len(ds.X), n_repeats=1, random_state=seed)[:outer_folds]
+    splits = evaluation.protocol_splits("A", len(ds.X), random_state=seed)[:outer_folds]
     rows, chosen = [], []
     for fold, tr, te in splits:
         t0 = time.perf_counter()
@@ -159,6 +163,11 @@ def run_nested(ds, knobs: dict, outer_folds: int = 5, inner_cv: int = 3, seed: i
                 "softmax_regression": clone(softmax).fit(ds.X[tr], ds.P[tr])}
         chosen.append({"fold": fold, **fits["moe_nested_tuned"].best_params_,
                        "inner_rps": -float(fits["moe_nested_tuned"].best_score_)})
+        if n_bootstrap:
+            picked = fits["moe_nested_tuned"].best_estimator_
+            for name, est in (("moe_fixed_tuned", base), ("moe_nested_tuned", picked)):
+                fits[f"{name}_bootstrap"] = clone(est).set_params(n_bootstrap=n_bootstrap).fit(
+                    ds.X[tr], ds.P[tr], n_reported=ds.n_reported[tr])
         for name, model in fits.items():
             m = distribution_metrics(ds.P[te], model.predict(ds.X[te]))
             rows.append({"fold": fold, "model": name, **{k: m[k] for k in evaluation.SUMMARY_METRICS}})
@@ -167,10 +176,34 @@ def run_nested(ds, knobs: dict, outer_folds: int = 5, inner_cv: int = 3, seed: i
     means = table.groupby("model")[evaluation.SUMMARY_METRICS].mean()
     stds = table.groupby("model")["rps"].std(ddof=1)
     print(means.to_string(float_format=lambda v: f"{v:.5f}"))
-    return {"outer_folds": outer_folds, "inner_cv": inner_cv, "grid": NESTED_GRID, "schedule": GRID_SCHEDULE,
+    return {"outer_folds": outer_folds, "inner_cv": inner_cv, "n_bootstrap": n_bootstrap, "grid": NESTED_GRID,
+            "schedule": GRID_SCHEDULE,
             "fixed_knobs": knobs, "chosen": chosen,
             "mean": {m: {k: float(v) for k, v in r.items()} for m, r in means.iterrows()},
             "rps_std_over_folds": {m: float(v) for m, v in stds.items()}}
+
+
+def run_default(ds, n_bootstrap: int, seed: int = 0) -> dict:
+    """The default configuration (MoEConfig(), the knobs as shipped: 2 experts, top-1, hidden 64) beside softmax
+    regression, on protocol A (5-fold x 3) and B, with calibrated intervals: the figures to read beside the tuned
+    configuration's."""
+    moe, calibrators = moe_models({}, n_bootstrap, seed)
+    models = {"softmax_regression": make_peers(random_state=seed, include_mlp=False)["softmax_regression"], **moe}
+    tables = []
+    for protocol in evaluation.PROTOCOLS:
+        splits = evaluation.protocol_splits(protocol, len(ds.X), ds.dates)
+        tables.append(evaluation.evaluate_models(models, ds.X, ds.P, ds.dates, protocol, splits=splits,
+                                                 n_reported=ds.n_reported, calibration_estimators=calibrators))
+    summary = evaluation.summarise(pd.concat(tables, ignore_index=True))
+    cols = [f"{m}_{s}" for m in ("rps", "mae_pp") for s in ("mean", "std")] + \
+        [f"{c}_mean" for c in evaluation.COVERAGE_COLUMNS]
+    with pd.option_context("display.width", 200, "display.float_format", "{:.5g}".format):
+        print(summary[["protocol", "model", "n_folds", *cols]].to_string(index=False))
+    from wordle_moe.config import MoEConfig
+
+    return {"config": MoEConfig().to_dict(), "n_bootstrap": n_bootstrap,
+            "summary": {f"{r['protocol']}/{r['model']}": {c: float(r[c]) for c in cols}
+                        for r in summary.to_dict(orient="records")}}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -182,7 +215,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-write", action="store_true", help="print only; do not write result files")
     parser.add_argument("--nested", action="store_true",
                         help="only the nested-tuning comparison (tuning inside each outer fold's training words)")
-    parser.add_argument("--outer-folds", type=int, default=5, help="--nested: outer folds of protocol A (max 5)")
+    parser.add_argument("--outer-folds", type=int, default=15, help="--nested: outer folds of protocol A (max 15)")
+    parser.add_argument("--default-config", action="store_true",
+                        help="only the default configuration (MoEConfig()) beside softmax regression, A and B")
     args = parser.parse_args(argv)
 
     import torch
@@ -192,8 +227,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     start = time.perf_counter()
     ds = load_dataset()
+    if args.default_config:
+        default = run_default(ds, args.n_bootstrap or 30)
+        default["total_seconds"] = time.perf_counter() - start
+        print(f"total {default['total_seconds']:.0f} s")
+        if not args.no_write:
+            write_json(default, RESULTS.with_name("accuracy_default.json"))
+        return default
     if args.nested:
-        nested = run_nested(ds, MOE_KNOBS, outer_folds=min(args.outer_folds, 5))
+        nested = run_nested(ds, MOE_KNOBS, outer_folds=min(args.outer_folds, 15), n_bootstrap=args.n_bootstrap or 0)
         nested["total_seconds"] = time.perf_counter() - start
         print(f"total {nested['total_seconds']:.0f} s")
         if not args.no_write:

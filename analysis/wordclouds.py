@@ -70,7 +70,7 @@ def plot_expert_wordclouds(assignment: pd.DataFrame, title: str | None = None, m
             continue
         w_all = expert_word_weights(assignment, e, owned_only)
         w = w_all.head(max_words)
-        shown = f" (largest {len(w)} shown)" if len(w) < len(w_all) else ""
+        shown = f"\n(largest {len(w)} shown)" if len(w) < len(w_all) else ""
         n_stable = "" if stable is None else f", {int(stable.reindex(w_all.index).sum())} reproduced"
         ax.set_title(f"expert {e}: {len(w_all)} word(s){n_stable}{shown}", color=colors[e])
         if w.empty:

@@ -176,12 +176,14 @@ class MoEModel(nn.Module):
         E, H = self.config.num_experts, self.config.hidden_size
         R, n = h.shape[0] // E, h.shape[1]
         rows = [n] * R if rows is None else rows
-        bits = np.full((R, E, n, H), np.iinfo(np.uint16).max, dtype=np.uint16)
+        bits = np.empty((R, E, n, H), dtype=np.uint16)
         ids = range(R) if idx is None else idx.tolist()
         for i, r in enumerate(ids):
             m = rows[i]
             bits[i, :, :m] = np.frombuffer(self.dropout_streams[r].bytes(2 * E * m * H),
                                            dtype=np.uint16).reshape(E, m, H)
+            if m < n:
+                bits[i, :, m:] = np.iinfo(np.uint16).max      # padding rows: kept (their weight is 0)
         keep = torch.from_numpy(bits >= int(round(p * 65536))).view(h.shape).to(h.dtype)
         return h.mul_(keep) if self.config.activation in ("gelu", "swish") else h * keep
 

@@ -164,21 +164,28 @@ def test_gate_margin_is_the_weighted_median_gap_between_kth_and_next():
     assert gate_margin(probs, 3, w).item() == 0.0
 
 
-def test_scaled_reputation_balances_load_without_overriding_most_words():
-    """3 experts: the router overrides the gate on a minority of words, yet no expert is left without words."""
+def test_scaled_reputation_incentives_override_the_gate_on_few_words(monkeypatch):
+    """3 experts, top-2: incentives scaled to the gate margin override the gate's own top-k on < 10% of words;
+    the same router with unscaled incentives (s = 1, the previous formula) overrides clearly more."""
     X, P = softmax_linear_data(120, 5, 3, scale=0.3)
     from wordle_moe.training import train_moe
-    for k in (1, 2):
-        model, _ = train_moe(X[:100], P[:100], X[100:], P[100:], router="reputation", num_experts=3, top_k=k,
+
+    def override_rate():
+        model, _ = train_moe(X[:100], P[:100], X[100:], P[100:], router="reputation", num_experts=3, top_k=2,
                              hidden_size=8, max_epochs=80, patience=80, dropout=0.0)
         model.eval()
         with torch.no_grad():
             out = model(X[:100], return_intermediate=True)
-        override = out["overridden"].float().mean().item()
         own = torch.zeros(1, 100, 3).scatter(-1, out["gate_top_k_indices"], 1.0)
         torch.testing.assert_close(out["overridden"], (own != out["dispatch"]).any(-1))
-        assert override < 0.5, f"top-{k}: the incentives override the gate on {override:.0%} of words"
-        assert model.router.incentive_scale().item() > 0
+        return out["overridden"].float().mean().item(), model
+
+    scaled, model = override_rate()
+    assert 0 < model.router.incentive_scale().item() < 1
+    assert scaled < 0.1
+    monkeypatch.setattr(ReputationRouter, "incentive_scale", lambda self, idx=None: torch.ones(len(self._state("steps", idx))))
+    unscaled, _ = override_rate()
+    assert unscaled > scaled + 0.05, (unscaled, scaled)
 
 
 def test_reputation_state_updates_only_in_training_steps_and_mixing_uses_gate():

@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.base import clone  # noqa: E402
+from sklearn.base import BaseEstimator, RegressorMixin, clone  # noqa: E402
 
 from benchmarks.common import machine_info, publish  # noqa: E402
 from wordle_moe import evaluation, forecast, metrics  # noqa: E402
@@ -34,11 +34,57 @@ LEVERS: dict[str, dict] = {
     "skip_path": {"expert_skip": True},
     "skip_warm_start": {"expert_skip": True, "skip_init": "softmax_regression"},
     "hard_mode": {},
+    "beta_head_linear": {},  # not a MoE: the discretised-Beta output on a linear model (DiscretisedBetaRegression)
 }
 WARM = LEVERS["skip_warm_start"]
 GOAL_RATIO = 0.9
 GOAL_COVERAGE = (0.93, 0.97)
 GOAL_PROTOCOL_A_GAIN = 0.05
+
+
+class DiscretisedBetaRegression(RegressorMixin, BaseEstimator):
+    """The low-dimensional output of published Bayesian models of this task, as a linear model: the tries
+    follow a Beta(a, b) on (0, 1) cut into 7 equal buckets (the 7th = X), with (a, b) = softplus of a linear
+    function of the standardised features; L-BFGS on the soft-label cross-entropy + alpha/2 ||W||². Measures whether a
+    2-parameter head per expert could beat a free 7-way softmax before building one into the experts."""
+
+    def __init__(self, alpha: float = 1e-3, grid: int = 140):
+        self.alpha = alpha
+        self.grid = grid
+
+    def _dist(self, theta, Z):
+        import torch
+
+        u = (torch.arange(self.grid, dtype=torch.float64) + 0.5) / self.grid
+        bucket = torch.arange(self.grid) * 7 // self.grid
+        ab = torch.nn.functional.softplus(Z @ theta[:-2].reshape(Z.shape[1], 2) + theta[-2:]) + 1e-3
+        density = torch.softmax((ab[:, :1] - 1) * torch.log(u) + (ab[:, 1:] - 1) * torch.log1p(-u), dim=1)
+        return torch.zeros(Z.shape[0], 7, dtype=torch.float64).index_add_(1, bucket, density)
+
+    def fit(self, X, P, sample_weight=None):
+        import torch
+        from sklearn.preprocessing import StandardScaler
+
+        self.scaler_ = StandardScaler().fit(X)
+        Z, P = torch.tensor(self.scaler_.transform(X)), torch.tensor(np.asarray(P, dtype=float))
+        theta = torch.zeros(Z.shape[1] * 2 + 2, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([theta], max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = -(P * torch.log(self._dist(theta, Z) + 1e-12)).sum(1).mean() \
+                + 0.5 * self.alpha * (theta[:-2] ** 2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        self.theta_ = theta.detach()
+        return self
+
+    def predict(self, X):
+        import torch
+
+        return self._dist(self.theta_, torch.tensor(self.scaler_.transform(X))).numpy()
 
 
 def moe(knobs: dict, B: int, seed: int = 0):
@@ -75,7 +121,7 @@ def levers(datasets: dict, B: int, seed: int, names: list[str]) -> pd.DataFrame:
         ds = datasets["mcm+wordlebot+hard" if name == "hard_mode" else "mcm+wordlebot"]
         train, test = evaluation.protocol_c_split(ds.dates, ds.population)
         t_tr, t_te = forecast.tuning_split(ds.dates, ds.population, train)
-        est = moe(LEVERS[name], B, seed)
+        est = DiscretisedBetaRegression() if name == "beta_head_linear" else moe(LEVERS[name], B, seed)
         t0 = time.perf_counter()
         rows.append({"lever": name, "knobs": str(LEVERS[name]), "tuning_rps": rps_of(est, ds, t_tr, t_te),
                      "test_rps": rps_of(est, ds, train, test), "seconds": time.perf_counter() - t0})
@@ -90,7 +136,8 @@ def protocol_a_with_wordlebot(ds, B: int, seed: int, repeats: int) -> pd.DataFra
     mcm = np.flatnonzero(ds.population == "mcm")
     extra = np.flatnonzero(ds.population != "mcm")
     splits = evaluation.protocol_splits("A", len(mcm), n_repeats=repeats, random_state=seed)
-    models = {"softmax_regression": make_peers(random_state=seed)["softmax_regression"], "moe_bootstrap": moe({}, B, seed),
+    models = {"softmax_regression": make_peers(random_state=seed)["softmax_regression"],
+              "moe_bootstrap": moe({}, B, seed),
               "moe_skip_warm_start": moe(WARM, B, seed)}
     rows = []
     for fold, tr, te in splits:
@@ -162,7 +209,8 @@ def main(argv: list[str] | None = None) -> dict:
     proto_a = protocol_a_with_wordlebot(ds, a_B, args.seed, 1 if args.quick else args.repeats)
     result = {
         "command": "python benchmarks/forecast.py" + (" --quick" if args.quick else ""),
-        "quick": args.quick, "B": B, "lever_B": lever_B, "protocol_A_B": a_B, "protocol_A_repeats": 1 if args.quick else args.repeats,
+        "quick": args.quick, "B": B, "lever_B": lever_B, "protocol_A_B": a_B,
+        "protocol_A_repeats": 1 if args.quick else args.repeats,
         "n_train_protocol_C": int(table["n_train"].iloc[0]), "n_test_protocol_C": int(table["n_test"].iloc[0]),
         "goal": goals(table, proto_a),
         "protocol_C": table.drop(columns=["protocol"]).to_dict(orient="records"),

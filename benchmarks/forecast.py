@@ -8,6 +8,7 @@ Writes benchmarks/results/forecast.json.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -21,7 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.base import BaseEstimator, RegressorMixin, clone  # noqa: E402
 
-from benchmarks.common import machine_info, publish  # noqa: E402
+from benchmarks.common import RESULTS_DIR, machine_info, publish  # noqa: E402
 from wordle_moe import evaluation, forecast, metrics  # noqa: E402
 from wordle_moe.baselines import fit_estimator, make_peers, single_mlp  # noqa: E402
 
@@ -131,6 +132,25 @@ def levers(datasets: dict, B: int, seed: int, names: list[str]) -> pd.DataFrame:
     return table
 
 
+def population_weighting(ds, B: int, seed: int, weights=(1.0, 3.0, 10.0)) -> pd.DataFrame:
+    """Tuning and test RPS of softmax regression and the MoE when WordleBot rows weigh ``w`` times an MCM row
+    (the WordleBot shares rest on ~400,000 games a day, the MCM ones on ~20,000-300,000 shared results)."""
+    train, test = evaluation.protocol_c_split(ds.dates, ds.population)
+    t_tr, t_te = forecast.tuning_split(ds.dates, ds.population, train)
+    rows = []
+    for name, est in (("softmax_regression", make_peers(random_state=seed)["softmax_regression"]),
+                      ("moe_bootstrap", moe({}, B, seed))):
+        for w in weights:
+            sw = np.where(ds.population == "wordlebot", w, 1.0)
+            r = [float(metrics.rps(ds.P[te], fit_estimator(clone(est), ds.X[tr], ds.P[tr], sw[tr], None)
+                                   .predict(ds.X[te])).mean()) for tr, te in ((t_tr, t_te), (train, test))]
+            rows.append({"model": name, "wordlebot_weight": w, "tuning_rps": r[0], "test_rps": r[1]})
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    table["picked_by_tuning"] = table["tuning_rps"] == table.groupby("model")["tuning_rps"].transform("min")
+    return table
+
+
 def protocol_a_with_wordlebot(ds, B: int, seed: int, repeats: int) -> pd.DataFrame:
     """RPS on the MCM test folds of protocol A, training on the MCM fold alone or on it plus every WordleBot day."""
     mcm = np.flatnonzero(ds.population == "mcm")
@@ -185,6 +205,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--a-B", type=int, default=10, help="replicas per protocol A fold (default 10)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of protocol A's 5-fold CV (default 3)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weighting-only", action="store_true",
+                        help="only the population-weighting lever, merged into the existing results file")
     args = parser.parse_args(argv)
     import torch
 
@@ -197,6 +219,14 @@ def main(argv: list[str] | None = None) -> dict:
     datasets = {"mcm+wordlebot": load_dataset(sources=("mcm", "wordlebot")),
                 "mcm+wordlebot+hard": load_dataset(sources=("mcm", "wordlebot", "wordlebot_hard"))}
     ds = datasets["mcm+wordlebot"]
+    if args.weighting_only:
+        from wordle_moe.io import write_json
+
+        path = RESULTS_DIR / "forecast.json"
+        result = json.loads(path.read_text()) if path.exists() else {}
+        result["population_weighting"] = population_weighting(ds, lever_B, args.seed).to_dict(orient="records")
+        write_json(result, path)
+        return result
     t0 = time.perf_counter()
     table, frame, fc = protocol_c(ds, B, args.seed, args.quick)
     t_c = time.perf_counter() - t0
@@ -206,6 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(table.to_string(index=False))
         print(routing.to_string(index=False))
     lever_table = levers(datasets, lever_B, args.seed, ["default", "hard_mode"] if args.quick else list(LEVERS))
+    weighting = population_weighting(ds, lever_B, args.seed, (1.0, 10.0) if args.quick else (1.0, 3.0, 10.0))
     proto_a = protocol_a_with_wordlebot(ds, a_B, args.seed, 1 if args.quick else args.repeats)
     result = {
         "command": "python benchmarks/forecast.py" + (" --quick" if args.quick else ""),
@@ -216,6 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
         "protocol_C": table.drop(columns=["protocol"]).to_dict(orient="records"),
         "routing_by_population": routing.to_dict(orient="records"),
         "levers": lever_table.to_dict(orient="records"),
+        "population_weighting": weighting.to_dict(orient="records"),
         "protocol_A": proto_a.groupby(["model", "wordlebot_added"])["rps"].agg(["mean", "std", "count"])
         .reset_index().to_dict(orient="records"),
         "protocol_C_seconds": t_c, "total_seconds": time.perf_counter() - start, "machine": machine_info(),

@@ -139,7 +139,7 @@ def population_weighting(ds, B: int, seed: int, weights=(1.0, 3.0, 10.0)) -> pd.
     t_tr, t_te = forecast.tuning_split(ds.dates, ds.population, train)
     rows = []
     for name, est in (("softmax_regression", make_peers(random_state=seed)["softmax_regression"]),
-                      ("moe_bootstrap", moe({}, B, seed))):
+                      ("moe_bootstrap", moe({}, B, seed)), ("moe_skip_warm_start", moe(WARM, B, seed))):
         for w in weights:
             sw = np.where(ds.population == "wordlebot", w, 1.0)
             r = [float(metrics.rps(ds.P[te], fit_estimator(clone(est), ds.X[tr], ds.P[tr], sw[tr], None)

@@ -170,3 +170,13 @@ def test_module_script_and_predict_word_use_the_saved_model(model_dir, capsys):
                           "--model-dir", str(model_dir), "--format", "csv"], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     np.testing.assert_allclose(pd.read_csv(pd.io.common.StringIO(res.stdout))["mean"], frame["mean"], atol=1e-6)
+
+
+def test_the_prediction_path_stays_light(model_dir):
+    """Answering from a saved model imports neither scikit-learn nor the estimator (start-up within the 3 s aim)."""
+    code = ("import sys; from wordle_moe import cli; "
+            f"cli.main(['predict', 'crane', '--date', '2022-05-01', '--model-dir', {str(model_dir)!r}]); "
+            "print('HEAVY', sorted(m for m in ('sklearn', 'wordle_moe.estimator', 'scipy.stats') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "HEAVY []"

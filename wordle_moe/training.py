@@ -159,6 +159,8 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
     Replica r is (config.seed, replica_ids[r]) (default ids 0..R−1): its initial weights, dropout masks
     and router noise come from its own streams (streams.py), so it equals an R=1 run with the same
     seed, replica id and weights, dropout and noise included, whatever R.
+    Before training each replica's gate and experts start from its own rows (GATE_INIT, EXPERT_INIT,
+    grouping.py); after it, each replica's experts are relabelled easiest-first (EXPERT_ORDER).
     """
     start = time.perf_counter()
     train_weight = np.atleast_2d(np.asarray(train_weight, dtype=float))

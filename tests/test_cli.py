@@ -180,3 +180,13 @@ def test_the_prediction_path_stays_light(model_dir):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "HEAVY []"
+
+
+def test_predictive_interval_of_another_population_is_flagged(model_dir, tmp_path, capsys):
+    saved = load_model(model_dir)
+    other = save_model(tmp_path / "wb", saved.model, feature_names=saved.feature_names, residuals=saved.residuals,
+                       date_range=saved.date_range, extra={"populations": ["mcm"], "residuals_population": "wordlebot"})
+    _, _, err = run(capsys, "crane", "--date", "2022-05-01", "--model-dir", str(other))
+    assert "calibrated on wordlebot residuals; for the mcm population it may be too narrow" in err
+    _, _, err = run(capsys, "crane", "--date", "2022-05-01", "--model-dir", str(model_dir))
+    assert "calibrated on" not in err

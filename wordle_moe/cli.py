@@ -206,6 +206,11 @@ def predict_frame(saved: Any, words: Sequence[str], dates: Sequence[pd.Timestamp
         raise CLIError(f"--population {population}: this model knows only {known} (the all-sources ensemble knows "
                        "both; run `make run` to save it)")
     pops = [population or (default_population(d) if "wordlebot" in known else "mcm") for d in asked]
+    calibrated_on = (saved.meta.get("extra", {}) or {}).get("residuals_population")
+    if calibrated_on and saved.residuals is not None and any(p != calibrated_on for p in pops):
+        other = sorted({p for p in pops if p != calibrated_on})
+        notes.append(f"warning: the predictive interval is calibrated on {calibrated_on} residuals; for the "
+                     f"{', '.join(other)} population it may be too narrow (a noisier population scatters more)")
     odd = unknown_words(words)
     if odd:
         notes.append(f"warning: {', '.join(odd[:10])}{' …' if len(odd) > 10 else ''} in neither Wordle word list "

@@ -2,11 +2,17 @@
 import numpy as np
 import pytest
 
-from wordle_moe.bootstrap import (bootstrap_evaluate, bootstrap_predict, bootstrap_summary, fit_bootstrap,
-                                  oob_weights, resample_counts)
+from tests.synthetic import softmax_linear_data
+from wordle_moe.bootstrap import (
+    bootstrap_evaluate,
+    bootstrap_predict,
+    bootstrap_summary,
+    fit_bootstrap,
+    oob_weights,
+    resample_counts,
+)
 from wordle_moe.config import MoEConfig
 from wordle_moe.metrics import distribution_metrics
-from tests.synthetic import softmax_linear_data
 
 
 def _data(n=40, d=5, seed=0):

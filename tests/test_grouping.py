@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
+from tests.synthetic import softmax_linear_data
 from wordle_moe import grouping
 from wordle_moe.config import ConfigError, MoEConfig
 from wordle_moe.model import MoEModel
 from wordle_moe.training import fit_replicas, train_moe
-from tests.synthetic import softmax_linear_data
 
 TRIES = np.arange(1, 8)
 

@@ -189,8 +189,9 @@ def test_loss_terms_use_the_configured_scope():
     outs = _t(_dist(rng, (1, 8, 2, 7))).float()
     gates = torch.zeros(1, 8, 2)
     gates[0, :4, 0], gates[0, 4:, 1] = 1.0, 1.0
-    out = {"expert_outputs": outs, "gates": gates, "gate_scores": gates, "final_output": (gates.unsqueeze(-1) * outs).sum(2),
-           "load_balance_loss": torch.zeros(1), "gate_logits": torch.zeros(1, 8, 2)}
+    out = {"expert_outputs": outs, "gates": gates, "gate_scores": gates,
+           "final_output": (gates.unsqueeze(-1) * outs).sum(2), "load_balance_loss": torch.zeros(1),
+           "gate_logits": torch.zeros(1, 8, 2)}
     P, w = torch.full((8, 7), 1 / 7), torch.ones(1, 8)
     params = torch.randn(1, 2, 5)
     for scope, g in (("routed", gates), ("all", None)):

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.synthetic import softmax_linear_data
 from wordle_moe.config import MoEConfig
 from wordle_moe.model import MoEModel
-from tests.synthetic import softmax_linear_data
 
 
 def _data(n=30, d=6, seed=0):
@@ -43,7 +43,8 @@ def test_value_equals_exact_topk_procedure(k):
     p = _np_softmax(out["gate_logits"])
     top = np.argsort(-p, axis=1)[:, :k]
     gates = np.zeros_like(p)
-    np.put_along_axis(gates, top, np.take_along_axis(p, top, 1) / np.take_along_axis(p, top, 1).sum(1, keepdims=True), 1)
+    chosen = np.take_along_axis(p, top, 1)
+    np.put_along_axis(gates, top, chosen / chosen.sum(1, keepdims=True), 1)
     np.testing.assert_allclose(out["gates"], gates, rtol=1e-5, atol=1e-7)
     want = np.einsum("ne,nec->nc", gates, out["expert_outputs"])
     np.testing.assert_allclose(out["final_output"], want, rtol=1e-5, atol=1e-7)

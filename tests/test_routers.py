@@ -3,11 +3,17 @@ import numpy as np
 import pytest
 import torch
 
+from tests.synthetic import softmax_linear_data
 from wordle_moe.config import MoEConfig
 from wordle_moe.model import MoEModel
-from wordle_moe.routers import (AuxFreeBiasRouter, ExpertChoiceRouter, NoisyTopKRouter, ReputationRouter, TopKRouter,
-                                topk_gates)
-from tests.synthetic import softmax_linear_data
+from wordle_moe.routers import (
+    AuxFreeBiasRouter,
+    ExpertChoiceRouter,
+    NoisyTopKRouter,
+    ReputationRouter,
+    TopKRouter,
+    topk_gates,
+)
 
 
 def _data(n=40, d=5, seed=0):
@@ -183,7 +189,8 @@ def test_scaled_reputation_incentives_override_the_gate_on_few_words(monkeypatch
     scaled, model = override_rate()
     assert 0 < model.router.incentive_scale().item() < 1
     assert scaled < 0.1
-    monkeypatch.setattr(ReputationRouter, "incentive_scale", lambda self, idx=None: torch.ones(len(self._state("steps", idx))))
+    monkeypatch.setattr(ReputationRouter, "incentive_scale",
+                        lambda self, idx=None: torch.ones(len(self._state("steps", idx))))
     unscaled, _ = override_rate()
     assert unscaled > scaled + 0.05, (unscaled, scaled)
 

@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.synthetic import softmax_linear_data
 from wordle_moe.config import ConfigError, MoEConfig
 from wordle_moe.losses import soft_cross_entropy
 from wordle_moe.training import evaluate, intermediates, predict_proba, train_moe
-from tests.synthetic import softmax_linear_data
 
 FAST = dict(hidden_size=8, max_epochs=25, patience=5)
 

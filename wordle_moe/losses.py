@@ -175,7 +175,8 @@ def loss_terms(out: dict[str, Any], target: torch.Tensor, w_main: torch.Tensor, 
                expert_params: torch.Tensor, config: Any) -> dict[str, torch.Tensor]:
     """Every term of SPEC §5 plus their weighted total, each (R,)."""
     # shared by out_div and js: one pass, not two; routed (gate-weighted) or all-row means per DIVERSITY_SCOPE
-    means = expert_mean_outputs(out["expert_outputs"], w, scope_gates(out, getattr(config, "diversity_scope", "routed")))
+    gates = scope_gates(out, getattr(config, "diversity_scope", "routed"))
+    means = expert_mean_outputs(out["expert_outputs"], w, gates)
     y = with_expected_routing_gradient(out, target, getattr(config, "routing_ce_coef", 0.0))
     terms = {
         "main_loss": soft_cross_entropy(y, target, w_main),

@@ -106,7 +106,7 @@ class MoEModel(nn.Module):
                                       if hasattr(self, n))
 
     # -- input handling -------------------------------------------------------------------------
-    def fit_standardizer(self, X: Any, weight: Any | None = None) -> "MoEModel":
+    def fit_standardizer(self, X: Any, weight: Any | None = None) -> MoEModel:
         """Fit per-replica mean/std buffers on training rows (weighted by bootstrap counts).
 
         Computed in float64 with the centred (two-pass) variance: the float32 shortcut E[x²] − E[x]²
@@ -269,13 +269,13 @@ class MoEModel(nn.Module):
         experts = {id(p) for p in self.expert_parameter_list()}
         return [p for p in self.parameters() if id(p) not in experts]
 
-    def freeze_experts(self) -> "MoEModel":
+    def freeze_experts(self) -> MoEModel:
         """Stop gradients into the experts (phase 2: router-only training)."""
         for p in self.expert_parameter_list():
             p.requires_grad_(False)
         return self
 
-    def unfreeze_experts(self) -> "MoEModel":
+    def unfreeze_experts(self) -> MoEModel:
         for p in self.expert_parameter_list():
             p.requires_grad_(True)
         return self

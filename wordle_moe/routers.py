@@ -276,7 +276,8 @@ class ReputationRouter(TopKRouter):
         """
         if gate_scores is not None:
             i = torch.arange(self.reputation.shape[0]) if idx is None else idx
-            self.margin_ema[i] = self.ema * self.margin_ema[i] + (1 - self.ema) * gate_margin(gate_scores, self.top_k, w)
+            margin = gate_margin(gate_scores, self.top_k, w)
+            self.margin_ema[i] = self.ema * self.margin_ema[i] + (1 - self.ema) * margin
         idx = torch.arange(self.reputation.shape[0]) if idx is None else idx
         if target.dim() == 2:
             target = target.unsqueeze(0)
@@ -342,5 +343,6 @@ def make_router(config: object, n_features: int, replicas: int, replica_ids: lis
                                          n_features=n_features, replicas=replicas, noise_streams=streams, **kwargs)
 
 
-__all__ = ["gate_margin", "overridden_rows", "topk_gates", "TopKRouter", "NoisyTopKRouter", "ExpertChoiceRouter", "ReputationRouter", "AuxFreeBiasRouter",
+__all__ = ["gate_margin", "overridden_rows", "topk_gates", "TopKRouter", "NoisyTopKRouter", "ExpertChoiceRouter",
+           "ReputationRouter", "AuxFreeBiasRouter",
            "make_router", "cv_squared", "ROUTER_CLASSES"]

@@ -16,8 +16,7 @@ import pandas as pd
 import torch
 
 from .config import MoEConfig
-from .grouping import (init_experts_at_group_means, init_gate_by_difficulty, order_experts_by_difficulty,
-                       upcycle_experts)
+from .grouping import init_experts_at_group_means, init_gate_by_difficulty, order_experts_by_difficulty, upcycle_experts
 from .losses import loss_terms, n_weights, soft_cross_entropy
 from .metrics import distribution_metrics
 from .model import MoEModel
@@ -107,7 +106,7 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
         epoch = epoch0 + step
         idx = None if bool(active.all()) else active.nonzero().squeeze(1)
 
-        def sub(t: torch.Tensor) -> torch.Tensor:
+        def sub(t: torch.Tensor, idx: torch.Tensor | None = idx) -> torch.Tensor:
             return t if idx is None or t.shape[0] == 1 else t[idx]
 
         model.train()
@@ -173,8 +172,8 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
     if config.expert_init == "group_mean":
         init_experts_at_group_means(model, X_train, P_train, train_weight)
     elif config.expert_init == "dense" and config.num_experts > 1:
-        dense_cfg = config.replace(num_experts=1, top_k=1, router="topk", router_only_epochs=0, expert_init="group_mean",
-                                   expert_order="none")
+        dense_cfg = config.replace(num_experts=1, top_k=1, router="topk", router_only_epochs=0,
+                                   expert_init="group_mean", expert_order="none")
         dense, _ = fit_replicas(X_train, P_train, X_val, P_val, dense_cfg, train_weight=train_weight,
                                 val_weight=val_weight, n_reported=n_reported, n_reported_val=n_reported_val,
                                 replica_ids=replica_ids)

@@ -41,7 +41,7 @@ screenshot:
 lint: setup
 	$(PY) -m ruff check .
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q
 
 bench: setup

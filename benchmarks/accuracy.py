@@ -121,8 +121,8 @@ def run_grid(ds, knobs: dict, quick: bool, n_jobs: int) -> dict:
     t0 = time.perf_counter()
     results = grid_search(ds.X, ds.P, grid, base_config=base, cv=3, n_jobs=n_jobs, output_dir=OUTPUT_DIR)
     t1 = time.perf_counter()
-    routers = compare_routers(ds.X, ds.P, grid={"num_experts": [2, 3], "top_k": [1, 2]}, base_config=base,
-                              cv=3, n_jobs=n_jobs, output_dir=OUTPUT_DIR)
+    routers = compare_routers(ds.X, ds.P, num_experts=3, base_config=base, cv=3, n_jobs=n_jobs,
+                              output_dir=OUTPUT_DIR)
     t2 = time.perf_counter()
     print(results.sort_values("rps_mean").head(10).to_string(index=False))
     print(routers.to_string(index=False))

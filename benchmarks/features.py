@@ -15,7 +15,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 from benchmarks.common import machine_info, publish, timed  # noqa: E402
-from wordle_moe import embeddings, feedback, features, solvers  # noqa: E402
+from wordle_moe import embeddings, features, feedback, solvers  # noqa: E402
 from wordle_moe.wordlists import load_answers  # noqa: E402
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.test_feedback import reference_pattern
 from wordle_moe import features as ft
 from wordle_moe.data import load_wordle_data
 from wordle_moe.paths import TRY_COLUMNS
 from wordle_moe.wordlists import load_allowed, load_answers
-from tests.test_feedback import reference_pattern
 
 
 def test_eerie_and_unplayed_words_have_complete_features():

@@ -45,7 +45,7 @@ def test_failed_section_is_written_before_the_error_propagates(tmp_path):
         pass
     with pytest.raises(ZeroDivisionError):
         with m.section("broken"):
-            1 / 0
+            raise ZeroDivisionError("a failing section")
     state = read(m.path)
     assert [s["status"] for s in state["sections"]] == ["ok", "failed"]
     assert state["status"] == "failed" and "ZeroDivisionError" in state["sections"][1]["error"]

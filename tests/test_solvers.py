@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from tests.test_feedback import reference_pattern
 from wordle_moe import solvers as sv
 from wordle_moe.wordlists import answer_index, load_allowed, load_answers, zipf_frequencies
-from tests.test_feedback import reference_pattern
 
 
 def test_answer_results_shapes_and_sanity():

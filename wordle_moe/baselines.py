@@ -65,7 +65,7 @@ def _replicate_soft_labels(X: np.ndarray, P: np.ndarray, w: np.ndarray) -> tuple
 class MeanDistribution(RegressorMixin, BaseEstimator):
     """The (weighted) mean training distribution, predicted for every word: the floor any model must beat."""
 
-    def fit(self, X: np.ndarray, P: np.ndarray, sample_weight: np.ndarray | None = None) -> "MeanDistribution":
+    def fit(self, X: np.ndarray, P: np.ndarray, sample_weight: np.ndarray | None = None) -> MeanDistribution:
         X, P, w = _check_targets(X, P, sample_weight)
         self.mean_ = (w[:, None] * P).sum(axis=0) / w.sum()
         self.n_features_in_ = X.shape[1]
@@ -102,7 +102,7 @@ class SoftmaxRegression(RegressorMixin, BaseEstimator):
         grad_b = G.sum(axis=0)
         return loss, np.concatenate([grad_W.ravel(), grad_b])
 
-    def fit(self, X: np.ndarray, P: np.ndarray, sample_weight: np.ndarray | None = None) -> "SoftmaxRegression":
+    def fit(self, X: np.ndarray, P: np.ndarray, sample_weight: np.ndarray | None = None) -> SoftmaxRegression:
         X, P, w = _check_targets(X, P, sample_weight)
         d = X.shape[1]
         # start from the mean distribution: zero weights, intercept = log of the mean
@@ -132,7 +132,7 @@ class RandomForestDistribution(RegressorMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def fit(self, X: np.ndarray, P: np.ndarray, sample_weight: np.ndarray | None = None) -> "RandomForestDistribution":
+    def fit(self, X: np.ndarray, P: np.ndarray, sample_weight: np.ndarray | None = None) -> RandomForestDistribution:
         X, P, w = _check_targets(X, P, sample_weight)
         self.forest_ = RandomForestRegressor(
             n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,
@@ -160,7 +160,7 @@ class GradientBoostingDistribution(RegressorMixin, BaseEstimator):
         self.random_state = random_state
         self.n_threads = n_threads
 
-    def fit(self, X: np.ndarray, P: np.ndarray, sample_weight: np.ndarray | None = None) -> "GradientBoostingDistribution":
+    def fit(self, X: np.ndarray, P: np.ndarray, sample_weight: np.ndarray | None = None) -> GradientBoostingDistribution:
         X, P, w = _check_targets(X, P, sample_weight)
         X_rep, y_rep, w_rep = _replicate_soft_labels(X, P, w)
         booster = HistGradientBoostingClassifier(

@@ -6,8 +6,9 @@ validation errors name the knob (upper case) so users know what to edit.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 ROUTERS = ("topk", "noisy_topk", "expert_choice", "reputation", "aux_free_bias")
 ACTIVATIONS = ("gelu", "relu", "swish", "tanh")
@@ -56,22 +57,22 @@ class MoEConfig:
     exploration_bonus: float = 0.1
     exploration_decay: float = 0.98
     bias_update_rate: float = 1e-3  # aux_free_bias: step u of b_i += u·sign(mean load − load_i) per training step
-    routing_ce_coef: float = 0.0    # > 0: extra gate gradient ROUTING_CE_COEF·Σ_i p_i·CE(expert_i) (value-neutral, losses.py)
+    routing_ce_coef: float = 0.0    # > 0: value-neutral gate gradient ROUTING_CE_COEF·Σ_i p_i·CE(expert_i)
     gate_init: str = "difficulty"   # linear gate starts as a split of a ridge difficulty score (grouping.py) | random
     gate_init_scale: float = 2.0    # GATE_INIT="difficulty": logit slope per standardised difficulty unit
-    expert_init: str = "group_mean"  # output bias at the log mean target of each expert's starting group | dense (upcycled) | random
+    expert_init: str = "group_mean"  # output bias at the log mean target of the starting group | dense | random
     gate_lr_scale: float = 0.05     # the gate's learning rate = LR·GATE_LR_SCALE (< 1: the grouping moves slowly)
-    expert_order: str = "difficulty"  # relabel experts after training by the expected tries of their routed output | none
+    expert_order: str = "difficulty"  # relabel experts by the expected tries of their routed output | none
     diversity_scope: str = "routed"  # out_div/JS on each expert's gate-weighted mean over ITS words ("all": every row)
     input_clip: float = 5.0         # standardised inputs clipped to ±INPUT_CLIP (0 = no clip): bounds extrapolation
     expert_skip: bool = False       # each expert = softmax(Linear_skip(x) + MLP(x)): a GLM with a nonlinear residual
     skip_zero_mlp: bool = False     # with EXPERT_SKIP: start the MLP's output layer at 0 (each expert starts linear)
-    skip_l2: float = 0.0            # L2 penalty SKIP_L2/2·||W_skip||² per expert, added to the loss (ridge, not AdamW's WD)
-    skip_init: str = "zero"         # with EXPERT_SKIP: "softmax_regression" starts every expert AS the L-BFGS linear model (warmstart.py)
+    skip_l2: float = 0.0            # ridge penalty SKIP_L2/2·||W_skip||² per expert (not AdamW's weight decay)
+    skip_init: str = "zero"         # with EXPERT_SKIP: "softmax_regression" starts every expert as the linear model
     bootstrap_b: int = 200
     bootstrap_ci: float = 0.95
 
-    def validate(self) -> "MoEConfig":
+    def validate(self) -> MoEConfig:
         """Raise ConfigError naming the first invalid knob; return self when all are valid."""
         checks = [
             ("NUM_EXPERTS", isinstance(self.num_experts, int) and self.num_experts >= 1, "must be an integer >= 1"),
@@ -122,7 +123,7 @@ class MoEConfig:
                 raise ConfigError(f"{knob}={value!r} is invalid: {rule}")
         return self
 
-    def replace(self, **changes: Any) -> "MoEConfig":
+    def replace(self, **changes: Any) -> MoEConfig:
         """A copy with some fields changed (unknown names raise ConfigError)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -133,7 +134,7 @@ class MoEConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "MoEConfig":
+    def from_mapping(cls, values: Mapping[str, Any]) -> MoEConfig:
         """Build from a mapping of knobs (upper or lower case); names that are not fields are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         picked = {k.lower(): v for k, v in values.items() if k.lower() in names}

@@ -9,9 +9,9 @@ of the 2,315 answers' embeddings. Answer embeddings are cached under data/ (git-
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -12,7 +12,8 @@ Pipelines or inside the estimator, and interval calibration uses only training r
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -21,8 +21,8 @@ Columns of ``build_features``: ``word``, ``date`` (NaT when not given), then the
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd

@@ -9,9 +9,9 @@ the number of earlier non-green occurrences of the same letter in the guess.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 

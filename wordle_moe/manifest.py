@@ -10,11 +10,12 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from wordle_moe.io import write_json
 
@@ -65,7 +66,7 @@ class RunManifest:
         self.fail_at = fail_at  # test hook: the section of this name raises on entry (checks partial runs)
         self.started = time.perf_counter()
         self.data: dict[str, Any] = {
-            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             "status": "running",
             "seed": seed,
             "parameters": _jsonable(dict(parameters or {})),

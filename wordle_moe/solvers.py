@@ -23,9 +23,9 @@ simulated with the candidate set = answers + that word (only its own path throug
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -68,7 +68,7 @@ def answers_universe() -> Universe:
 
 @lru_cache(maxsize=4)
 def extended_universe(word: str) -> tuple[Universe, int]:
-    """The game whose candidate set is the answers plus ``word`` (a non-answer); returns it and the word's candidate index."""
+    """The game whose candidates are the answers plus ``word`` (a non-answer); returns it and the word's index."""
     base = answers_universe()
     answers, allowed = load_answers(), load_allowed()
     column = feedback_codes(allowed, [word])  # every allowed guess against the new candidate

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache
+
+import numpy as np
 
 from .paths import ALLOWED, ANSWERS
 
@@ -16,12 +18,12 @@ def _read_words(path) -> tuple[str, ...]:
     return words
 
 
-@lru_cache(maxsize=None)
+@cache
 def _answers() -> tuple[str, ...]:
     return _read_words(ANSWERS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _allowed() -> tuple[str, ...]:
     answers = _answers()
     seen = set(answers)
@@ -39,19 +41,19 @@ def load_allowed() -> list[str]:
     return list(_allowed())
 
 
-@lru_cache(maxsize=None)
+@cache
 def answer_index() -> dict[str, int]:
     """Map answer word -> its index in ``load_answers()`` (and, identically, in ``load_allowed()``)."""
     return {w: i for i, w in enumerate(_answers())}
 
 
-@lru_cache(maxsize=None)
+@cache
 def allowed_index() -> dict[str, int]:
     """Map valid guess -> its index in ``load_allowed()``."""
     return {w: i for i, w in enumerate(_allowed())}
 
 
-@lru_cache(maxsize=None)
+@cache
 def wordlist_checksum() -> str:
     """sha256 (first 16 hex digits) of both lists in load order: the key of every derived cache under data/."""
     h = hashlib.sha256()
@@ -61,15 +63,13 @@ def wordlist_checksum() -> str:
     return h.hexdigest()[:16]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _zipf(word: str) -> float:
     from wordfreq import zipf_frequency
 
     return float(zipf_frequency(word, "en"))
 
 
-def zipf_frequencies(words) -> "np.ndarray":
+def zipf_frequencies(words) -> np.ndarray:
     """wordfreq Zipf frequency ('en') of each word (0.0 for words wordfreq does not know)."""
-    import numpy as np
-
     return np.array([_zipf(w) for w in words], dtype=np.float64)

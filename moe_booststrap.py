@@ -28,7 +28,7 @@ from wordle_moe.features import KEY_FEATURES, build_features, feature_columns, l
 from wordle_moe.metrics import distribution_metrics
 from wordle_moe.paths import PRED_COLUMNS, TRY_COLUMNS
 
-# --- Configuration knobs (SPEC §6) -------------------------------------------------------------
+# --- Configuration knobs ------------------------------------------------------------------------
 NUM_EXPERTS = 2
 TOP_K = 1
 HIDDEN_SIZE = 64

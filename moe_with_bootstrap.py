@@ -27,7 +27,7 @@
 # %% [markdown]
 # ## 1. Parameters
 #
-# The knobs of `moe_booststrap.py` (SPEC §6) plus the notebook's switches. Papermill replaces this cell's values.
+# The knobs of `moe_booststrap.py` plus the notebook's switches. Papermill replaces this cell's values.
 # `FAIL_AT_SECTION` is a test hook: naming a section (e.g. `"grid_search"`) makes it fail on purpose, to check that
 # a crash leaves the earlier outputs intact.
 
@@ -95,15 +95,7 @@ GRID_DIVERSITY_COEF = None
 # %%
 # names defined so far: the parameters cell's and any papermill injected (a misspelt one shows up here)
 _GIVEN = [n for n in list(globals()) if not n.startswith("_") and n not in get_ipython().user_ns_hidden]
-import sys
 from pathlib import Path
-
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "moe_booststrap.py").exists())
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-from wordle_moe import report
-
-PROGRESS = report.configure_progress()  # widget bars in JupyterLab, text lines in papermill's log
 
 import numpy as np
 import pandas as pd
@@ -112,11 +104,13 @@ from IPython.display import Image, display
 
 import analysis
 import moe_booststrap as mb
-from wordle_moe import paths, search, stability
+from wordle_moe import paths, report, search, stability
 from wordle_moe.dataset import feature_rows
 from wordle_moe.manifest import RunManifest
 from wordle_moe.persistence import predictive_interval
 
+ROOT = Path(mb.__file__).resolve().parent  # the project folder (installed editable by `make setup`)
+PROGRESS = report.configure_progress()  # widget bars in JupyterLab, text lines in papermill's log
 torch.set_num_threads(1)  # the model is tiny and full-batch: one thread is fastest, more oversubscribe the cores
 PARAMS = {name: globals()[name] for name in report.notebook_parameters(mb)}
 OUT = Path(OUTPUT_DIR) if Path(OUTPUT_DIR).is_absolute() else ROOT / OUTPUT_DIR
@@ -612,7 +606,7 @@ print(f"{B_ALL} replicas trained on {len(data_all.X)} days ({first_day.date()} .
 # %% [markdown]
 # ## 11. Files written
 #
-# Every file in the output folder; `spec_file` marks the fixed §9 names. `run_manifest.json` records the
+# Every file in the output folder; `fixed_name` marks the files every complete run writes. `run_manifest.json` records the
 # parameters, data hashes, package versions and the time each section took.
 
 # %%
@@ -620,7 +614,7 @@ with run.section("outputs"):
     listing = report.list_outputs(OUT, HOLDOUT_WORD)
     run.add_outputs(listing.loc[listing["exists"], "file"])
 run.finish()
-missing = listing.loc[listing["spec_file"] & ~listing["exists"], "file"].tolist()
-print("missing §9 files:", missing or "none")
+missing = listing.loc[listing["fixed_name"] & ~listing["exists"], "file"].tolist()
+print("missing fixed-name files:", missing or "none")
 print(pd.Series(run.timings, name="seconds").round(2).to_string())
 display(listing)

@@ -1,4 +1,4 @@
-"""Accuracy benchmark (SPEC §11): the MoE against its peers under Protocols A and B, in one run on the same folds.
+"""Accuracy benchmark: the MoE against its peers under Protocols A and B, in one run on the same folds.
 
 Run:  .venv/bin/python benchmarks/accuracy.py [--quick] [--grid] [--n-bootstrap 30]
       .venv/bin/python benchmarks/accuracy.py --nested [--outer-folds 15] [--n-bootstrap 20]   (see run_nested)
@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import numpy as np  # noqa: E402
@@ -53,7 +50,7 @@ def moe_models(knobs: dict, n_bootstrap: int, seed: int = 0) -> tuple[dict, dict
 
 
 def peer_models(knobs: dict, seed: int = 0, quick: bool = False) -> dict:
-    """The SPEC §11 peers; the single MLP shares the MoE's training knobs (one expert, top-1)."""
+    """The peer models; the single MLP shares the MoE's training knobs (one expert, top-1)."""
     peers = make_peers(random_state=seed, include_mlp=False)
     if quick:
         peers["random_forest"].set_params(n_estimators=100)
@@ -89,7 +86,7 @@ def comparison_figure(summary: pd.DataFrame):
 
 
 def goal_check(summary: pd.DataFrame, moe: str = "moe_bootstrap") -> dict:
-    """SPEC §11 goal: the MoE leads on RPS and MAE; >= 10% better RPS than the best peer; MAE <= 2.05 pp."""
+    """The accuracy goal: the MoE leads on RPS and MAE; >= 10% better RPS than the best peer; MAE <= 2.05 pp."""
     out = {}
     for prot, sub in summary.groupby("protocol"):
         sub = sub.set_index("model")

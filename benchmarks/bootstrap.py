@@ -10,16 +10,15 @@ of the same shape (359 × 40), and says which.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine_info, publish, timed  # noqa: E402
+from common import machine_info, publish, timed  # noqa: E402
+
 from wordle_moe.bootstrap import fit_bootstrap, oob_weights, resample_counts  # noqa: E402
 from wordle_moe.config import MoEConfig  # noqa: E402
 from wordle_moe.training import fit_replicas, train_moe  # noqa: E402

@@ -17,10 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine_info, publish  # noqa: E402
+from common import machine_info, publish  # noqa: E402
 
 CASES = {
     "answer_word": ["predict", "crane", "--date", "2022-05-01"],

@@ -10,12 +10,8 @@ benchmarks/results/consensus.json.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info, publish, timed  # noqa: E402
 
 

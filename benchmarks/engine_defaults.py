@@ -11,7 +11,6 @@ writes benchmarks/results/engine_defaults.json.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,9 @@ import torch
 from sklearn.model_selection import KFold
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine_info, publish  # noqa: E402
+from common import machine_info, publish  # noqa: E402
+
 from wordle_moe.config import MoEConfig  # noqa: E402
 from wordle_moe.metrics import rps  # noqa: E402
 from wordle_moe.training import predict_proba, train_moe  # noqa: E402

@@ -5,16 +5,15 @@ Run: .venv/bin/python benchmarks/features.py   (writes benchmarks/results/featur
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-from benchmarks.common import machine_info, publish, timed  # noqa: E402
+from common import machine_info, publish, timed  # noqa: E402
+
 from wordle_moe import embeddings, features, feedback, solvers  # noqa: E402
 from wordle_moe.wordlists import load_answers  # noqa: E402
 

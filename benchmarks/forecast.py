@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from common import RESULTS_DIR, machine_info, publish  # noqa: E402
 from sklearn.base import BaseEstimator, RegressorMixin, clone  # noqa: E402
 
-from benchmarks.common import RESULTS_DIR, machine_info, publish  # noqa: E402
 from wordle_moe import evaluation, forecast, metrics  # noqa: E402
 from wordle_moe.baselines import fit_estimator, make_peers, single_mlp  # noqa: E402
 

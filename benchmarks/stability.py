@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine_info, publish, timed  # noqa: E402
+from common import machine_info, publish, timed  # noqa: E402
+
 from wordle_moe.bootstrap import fit_bootstrap, predict_bootstrap  # noqa: E402
 from wordle_moe.config import MoEConfig  # noqa: E402
 from wordle_moe.metrics import rps  # noqa: E402

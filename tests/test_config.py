@@ -4,7 +4,7 @@ import pytest
 from wordle_moe.config import ConfigError, MoEConfig
 
 
-def test_defaults_are_valid_and_match_spec():
+def test_defaults_are_valid_and_structural():
     cfg = MoEConfig().validate()
     assert (cfg.num_experts, cfg.top_k, cfg.hidden_size, cfg.router) == (2, 1, 64, "topk")
     assert (cfg.aux_loss_weight, cfg.expert_diversity_coef) == (1e-3, 5e-4)

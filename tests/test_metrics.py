@@ -1,4 +1,4 @@
-"""Metrics of SPEC §11 checked against hand-computed values and independent scipy implementations."""
+"""Evaluation metrics checked against hand-computed values and independent scipy implementations."""
 import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon

@@ -1,4 +1,4 @@
-"""The notebook runs headless with papermill (QUICK=True) and writes every §9 file correctly.
+"""The notebook runs headless with papermill (QUICK=True) and writes every fixed-name output correctly.
 
 Runs are shared between tests through module-scoped fixtures (each QUICK run < 60 s):
 a (3 experts, Top-2) run, a second identical run (byte-identical CSVs), a default-knob run that fails on
@@ -147,7 +147,7 @@ def test_text_progress_bars_for_logs(monkeypatch):
     assert "work: 100%" in buf.getvalue() and "3/3" in buf.getvalue()
 
 
-def test_quick_run_writes_every_spec_file(three_expert_run):
+def test_quick_run_writes_every_fixed_output(three_expert_run):
     out, seconds = three_expert_run
     assert seconds < RUN_LIMIT_SECONDS, f"QUICK run took {seconds:.0f} s"
     missing = [f for f in report.expected_outputs("eerie") if not (out / f).exists()]

@@ -1,4 +1,4 @@
-"""Tests of wordle_moe.report: the §9 tables are shaped and checked before they are written."""
+"""Tests of wordle_moe.report: the output tables are shaped and checked before they are written."""
 from __future__ import annotations
 
 import types
@@ -33,7 +33,7 @@ def test_write_assignment_checks_layout_and_sums(tmp_path):
     bad.loc[0, "expert_0_weight"] += 0.1
     with pytest.raises(ValueError, match="weights rows do not sum to 1"):
         report.write_assignment(bad, tmp_path, "softmax")
-    with pytest.raises(ValueError, match="§9 layout"):
+    with pytest.raises(ValueError, match="fixed output layout"):
         report.write_assignment(df.drop(columns="pred_1_try"), tmp_path, "softmax")
     with pytest.raises(ValueError, match="kind"):
         report.write_assignment(df, tmp_path, "argmax")
@@ -115,7 +115,7 @@ def test_list_outputs_marks_missing(tmp_path):
     (tmp_path / ".tmp.partial").write_text("z")
     listing = report.list_outputs(tmp_path, "eerie").set_index("file")
     assert listing.loc["data_cleaning_log.csv", "exists"] and not listing.loc["run_manifest.json", "exists"]
-    assert not listing.loc["extra.txt", "spec_file"] and ".tmp.partial" not in listing.index
+    assert not listing.loc["extra.txt", "fixed_name"] and ".tmp.partial" not in listing.index
     assert "holdout_eerie_violin.png" in listing.index
 
 

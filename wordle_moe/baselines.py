@@ -1,4 +1,4 @@
-"""Peer models of SPEC §11: simple predictors of the 7-bucket distribution the MoE must beat.
+"""Peer models: simple predictors of the 7-bucket distribution the MoE must beat.
 
 Every peer follows sklearn conventions: ``fit(X, P, sample_weight=None) -> self`` where ``P``
 is an (n, 7) matrix of observed distributions (soft labels), and ``predict(X) -> (n, 7)``
@@ -213,7 +213,7 @@ def fit_estimator(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray,
 
 
 def make_peers(random_state: int = 0, include_mlp: bool = True) -> dict[str, BaseEstimator]:
-    """The SPEC §11 peer line-up, unfitted; scalers sit inside Pipelines so they see only training rows."""
+    """The peer line-up, unfitted; scalers sit inside Pipelines so they see only training rows."""
     peers: dict[str, BaseEstimator] = {
         "mean_distribution": MeanDistribution(),
         "softmax_regression": make_pipeline(StandardScaler(), SoftmaxRegression(alpha=1e-2)),

@@ -1,6 +1,6 @@
 """One configuration object for the MoE, validated before any training starts.
 
-Field names are the lower-case forms of the knobs in ``moe_booststrap.py`` (SPEC §6);
+Field names are the lower-case forms of the knobs in ``moe_booststrap.py``;
 validation errors name the knob (upper case) so users know what to edit.
 """
 from __future__ import annotations

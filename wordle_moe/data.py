@@ -1,4 +1,4 @@
-"""Load the 2023 MCM Problem C Wordle table and clean it by explicit, logged rules (SPEC §3).
+"""Load the 2023 MCM Problem C Wordle table and clean it by explicit, logged rules.
 
 Every change to the raw table is one row of the cleaning log (contest, column, old_value,
 new_value, rule), kept in ``df.attrs["cleaning_log"]`` and returned by ``cleaning_log(df)``.

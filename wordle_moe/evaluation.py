@@ -1,4 +1,4 @@
-"""Protocols A and B of SPEC §11: every model scored on the same folds, plus interval coverage.
+"""Protocols A and B: every model scored on the same folds, plus interval coverage.
 
 Protocol A: 5-fold cross-validation repeated 3 times (seed 0) over the observed words.
 Protocol B (forecasting): train on words played before 2022-10-01, test on the rest.
@@ -122,7 +122,7 @@ def _mean_interval(model: BaseEstimator, X: np.ndarray, ci_level: float) -> tupl
 
 
 def _fold_scores(P_true: np.ndarray, P_pred: np.ndarray) -> dict[str, float]:
-    """The §11 metrics (and a few extra) for one fold."""
+    """The evaluation metrics (and a few extra) for one fold."""
     scores = metrics.distribution_metrics(P_true, P_pred)
     return {k: scores[k] for k in SUMMARY_METRICS + EXTRA_METRICS}
 

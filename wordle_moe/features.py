@@ -1,4 +1,4 @@
-"""Word features for any five-letter word (SPEC §4): computed from the word, its date, the word lists
+"""Word features for any five-letter word: computed from the word, its date, the word lists
 and packaged resources only — never from the target columns or same-day counts.
 
 Columns of ``build_features``: ``word``, ``date`` (NaT when not given), then the numeric features:

@@ -1,4 +1,4 @@
-"""Loss terms of the MoE (SPEC §5), one small function each, all batched over replicas.
+"""Loss terms of the MoE, one small function each, all batched over replicas.
 
 Shapes: ``R`` replicas, ``n`` rows, ``E`` experts, ``C = 7`` buckets. Every term returns one value
 per replica, shape ``(R,)``; the trainer sums over replicas so that each replica's gradient comes
@@ -173,7 +173,7 @@ def with_expected_routing_gradient(out: dict[str, Any], target: torch.Tensor, co
 
 def loss_terms(out: dict[str, Any], target: torch.Tensor, w_main: torch.Tensor, w: torch.Tensor,
                expert_params: torch.Tensor, config: Any) -> dict[str, torch.Tensor]:
-    """Every term of SPEC §5 plus their weighted total, each (R,)."""
+    """Every loss term plus their weighted total, each (R,)."""
     # shared by out_div and js: one pass, not two; routed (gate-weighted) or all-row means per DIVERSITY_SCOPE
     gates = scope_gates(out, getattr(config, "diversity_scope", "routed"))
     means = expert_mean_outputs(out["expert_outputs"], w, gates)
@@ -191,7 +191,7 @@ def loss_terms(out: dict[str, Any], target: torch.Tensor, w_main: torch.Tensor, 
 
 
 def total_loss(terms: dict[str, torch.Tensor], config: Any) -> torch.Tensor:
-    """Loss = CE + AUX·lb + DIV·div + OUT_DIV·out_div + JS·js + Z·z_loss (SPEC §5)."""
+    """Loss = CE + AUX·lb + DIV·div + OUT_DIV·out_div + JS·js + Z·z_loss."""
     return (terms["main_loss"]
             + config.aux_loss_weight * terms["lb_loss"]
             + config.expert_diversity_coef * terms["div"]

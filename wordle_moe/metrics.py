@@ -1,7 +1,7 @@
 """Scores for predicted 7-bucket distributions against observed ones.
 
 Every per-word metric takes arrays of shape (n, 7) (rows are probability vectors) and
-returns shape (n,). ``distribution_metrics`` averages them into the table of SPEC §11.
+returns shape (n,). ``distribution_metrics`` averages them into the evaluation table.
 """
 from __future__ import annotations
 

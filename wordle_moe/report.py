@@ -1,4 +1,4 @@
-"""Writing the §9 output files from computed results, plus the small steps the notebook calls.
+"""Writing the fixed-name output files from computed results, plus the small steps the notebook calls.
 
 Computing lives in the engine and in ``analysis/``; this module shapes results into the fixed
 output tables and writes them with the atomic writers of ``wordle_moe.io`` (a crash never leaves
@@ -31,7 +31,7 @@ QUICK_CAPS = {"MAX_EPOCHS": 60, "PATIENCE": 15, "BOOTSTRAP_B": 6, "HIDDEN_SIZE":
 
 
 def expected_outputs(holdout_word: str) -> list[str]:
-    """Every §9 file name a complete run writes (the holdout names use the lower-case word)."""
+    """Every fixed output name a complete run writes (the holdout names use the lower-case word)."""
     w = str(holdout_word).strip().lower()
     return [
         "data_cleaning_log.csv", "moe_loss_log.csv", "moe_training_history.png", "model_comparison.csv",
@@ -181,11 +181,11 @@ def write_table(df: pd.DataFrame, output_dir: str | os.PathLike, name: str, keep
 
 
 def check_assignment(df: pd.DataFrame) -> None:
-    """Raise ValueError unless the table has the §9 columns and its weight/prediction rows sum to 1."""
+    """Raise ValueError unless the table has the fixed output columns and its weight/prediction rows sum to 1."""
     weights = [c for c in df.columns if c.startswith("expert_") and c.endswith("_weight")]
     expected = ["word", "primary_expert", *[f"expert_{e}_weight" for e in range(len(weights))], *PRED_COLUMNS]
     if list(df.columns) != expected:
-        raise ValueError(f"assignment columns {list(df.columns)} differ from the §9 layout {expected}")
+        raise ValueError(f"assignment columns {list(df.columns)} differ from the fixed output layout {expected}")
     for cols, what in ((weights, "weights"), (PRED_COLUMNS, "predictions")):
         err = np.abs(df[cols].to_numpy(float).sum(axis=1) - 1).max() if len(df) else 0.0
         if err > SUM_TOLERANCE:
@@ -292,14 +292,14 @@ def write_figure(fig: Any, output_dir: str | os.PathLike, name: str) -> Path:
 
 
 def list_outputs(output_dir: str | os.PathLike, holdout_word: str) -> pd.DataFrame:
-    """Every file in the output folder with its size, marking the §9 files and any that are missing."""
+    """Every file in the output folder with its size, marking the fixed-name files and any that are missing."""
     out = Path(output_dir)
     expected = expected_outputs(holdout_word)
     present = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith(".")) if out.exists() else []
     names = expected + [p for p in present if p not in expected]
     return pd.DataFrame({
         "file": names,
-        "spec_file": [n in expected for n in names],
+        "fixed_name": [n in expected for n in names],
         "exists": [(out / n).exists() for n in names],
         "bytes": [(out / n).stat().st_size if (out / n).exists() else 0 for n in names],
     })
@@ -356,7 +356,7 @@ def save_ensemble(path: str | os.PathLike, model: Any, data: Any, config: Any, *
 
 
 def peer_models(config: Any, quick: bool = False, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(models, calibration stand-ins): the §11 peers plus the MoE itself. QUICK keeps the two cheapest peers
+    """(models, calibration stand-ins): the peer models plus the MoE itself. QUICK keeps the two cheapest peers
     and a MoE with 4 replicas; a full run gives the MoE min(BOOTSTRAP_B, 20) replicas per fold and a 4-replica
     stand-in for the inner-CV residuals of the calibrated interval (the residuals only need its mean)."""
     from wordle_moe.baselines import make_peers
@@ -382,7 +382,7 @@ def compare_with_peers(X: np.ndarray, P: np.ndarray, dates: Any, config: Any, qu
                        seed: int = 0, repeats_a: int = 1, progress: bool = False) -> pd.DataFrame:
     """model_comparison table: mean/std of every metric per (protocol, model), best RPS first.
 
-    Full run: protocol A (5-fold CV, ``repeats_a`` repeats; `make bench` runs the 3 repeats of SPEC §11)
+    Full run: protocol A (5-fold CV, ``repeats_a`` repeats; `make bench` runs all 3 repeats)
     and protocol B, with calibrated intervals; QUICK: protocol B only, no calibration.
     """
     from wordle_moe.evaluation import evaluate_models, protocol_splits, rank_models, summarise
@@ -400,7 +400,7 @@ def compare_with_peers(X: np.ndarray, P: np.ndarray, dates: Any, config: Any, qu
 
 
 def grid_for_run(module: Any, full: bool) -> dict[str, list]:
-    """The §6 grids of the module when ``full``; otherwise a real two-configuration grid around the knobs
+    """The GRID_* grids of the module when ``full``; otherwise a real two-configuration grid around the knobs
     (TOP_K 1 vs 2, or two hidden sizes for a single expert) so grid_search_results.csv is never a stub."""
     if full:
         return {"num_experts": list(module.GRID_NUM_EXPERTS), "top_k": list(module.GRID_TOP_K),

@@ -1,4 +1,4 @@
-"""Routers: gate logits -> sparse mixing weights over experts (SPEC §5), batched over replicas.
+"""Routers: gate logits -> sparse mixing weights over experts, batched over replicas.
 
 Every router is an ``nn.Module`` called as ``router(logits, z, w, idx=None)`` with gate logits (R, n, E),
 standardised inputs z (R, n, d), row weights w (R, n) and optionally the replica indices ``idx`` the
@@ -147,7 +147,7 @@ class ExpertChoiceRouter(nn.Module):
     ceil(capacity_factor·n·k/E) with n = rows of positive weight (per replica). Mixing weights are
     the gate probabilities of the experts that took the row, renormalised; a row no expert took
     falls back to its token-choice top-k gates so every output stays a distribution.
-    Inference rule (documented, SPEC §5 trap): in eval mode every row is routed by token-choice
+    Inference rule (documented, so no row depends on its batch): in eval mode every row is routed by token-choice
     top-k on its own gate probabilities, so a word's prediction never depends on its batch mates.
     """
 
@@ -205,7 +205,7 @@ def gate_margin(probs: torch.Tensor, k: int, w: torch.Tensor) -> torch.Tensor:
 
 
 class ReputationRouter(TopKRouter):
-    """Reputation-based dynamic expert selection with adaptive incentives (SPEC §5).
+    """Reputation-based dynamic expert selection with adaptive incentives.
 
     score_i(x, t) = g_i(x) + s(t)·(β·R_i(t) − γ·L_i(t) + bonus_i(t)), with g = softmax gate probabilities.
     The k highest scores choose the experts; the mixing weights are g renormalised over them.

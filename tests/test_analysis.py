@@ -377,3 +377,21 @@ def test_wordcloud_real_package_draws_images():
     assert len(fig.axes[0].images) == 1 and len(fig.axes[2].images) == 0  # expert 2 empty panel
     w = wordclouds.expert_word_weights(analysis.topk_assignment(make_words(30), inter), 0)
     assert (w > 0).all() and w.is_monotonic_decreasing
+
+
+def test_holdout_bars_show_the_predictive_interval_beside_the_interval_of_the_mean():
+    import pandas as pd
+
+    from analysis.run_figures import plot_holdout_bar_ci
+
+    mean = np.array([0.01, 0.05, 0.2, 0.3, 0.25, 0.15, 0.04])
+    base = pd.DataFrame({"word": "eerie", "date": "2023-03-01", "mean": mean, "low": mean * 0.9, "high": mean * 1.1,
+                         "ci_level": 0.95, "bootstrap_B": 10})
+    labels = [t.get_text() for t in plot_holdout_bar_ci(base).axes[0].get_legend().get_texts()]
+    assert not any("predictive" in t for t in labels) and any("of the mean" in t for t in labels)
+    fig = plot_holdout_bar_ci(base.assign(pred_low=mean * 0.5, pred_high=mean * 1.6))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any("predictive interval" in t for t in labels) and any("of the mean" in t for t in labels)
+    spans = [c.lines[2][0].get_segments() for c in fig.axes[0].containers if hasattr(c, "has_yerr") and c.has_yerr]
+    heights = sorted(round(s[3][1][1] - s[3][0][1], 6) for s in spans)  # the 4-try bucket's two bars, in %
+    assert heights == [round(100 * 0.3 * 0.2, 6), round(100 * 0.3 * 1.1, 6)]

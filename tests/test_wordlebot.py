@@ -1,5 +1,4 @@
 """The WordleBot loader on the shipped file and on broken copies."""
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,10 +12,6 @@ from wordle_moe.wordlebot import WORDLEBOT_DATA, load_wordlebot_data, wordlebot_
 @pytest.fixture(scope="module")
 def raw() -> pd.DataFrame:
     return pd.read_csv(WORDLEBOT_DATA, dtype=str)
-
-
-def broken_copy(tmp_path: Path, raw: pd.DataFrame, n: int = 5) -> tuple[pd.DataFrame, Path]:
-    return raw.head(n).copy(), tmp_path / "wordlebot.csv"
 
 
 def test_shipped_file_is_valid():
@@ -44,65 +39,41 @@ def test_observations_are_shares_per_mode():
         wordlebot_observations(df, ("easy",))
 
 
-def test_missing_column(tmp_path, raw):
-    df, path = broken_copy(tmp_path, raw)
-    df.drop(columns="hard_3").to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"wordlebot.csv, row 1, column 'hard_3': missing column"):
+def _set(row: int, column: str, value: str):
+    def edit(df: pd.DataFrame) -> pd.DataFrame:
+        df = df.copy()
+        df.loc[row, column] = value
+        return df
+    return edit
+
+
+def _no_hard_games(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df.loc[0, [f"hard_{b}" for b in (1, 2, 3, 4, 5, 6, "X")]] = "0"
+    return df
+
+
+# (edit of the first five data rows, the error it must raise); file row numbers count the header as row 1
+BROKEN_COPIES = {
+    "missing column": (lambda df: df.drop(columns="hard_3"), r"wordlebot.csv, row 1, column 'hard_3': missing column"),
+    "negative count": (_set(2, "normal_5", "-3"), r"row 4, column 'normal_5': negative count -3"),
+    "non-numeric count": (_set(1, "hard_2", "12.5"), r"row 3, column 'hard_2': expected an integer"),
+    "duplicated day": (lambda df: pd.concat([df, df.iloc[[1]]]),
+                       r"row 7, column 'contest_number': duplicated day 649 \(first at row 3\)"),
+    "shifted date": (_set(3, "date", "2023-04-02"), r"row 5, column 'date': 2023-04-02 does not match contest 651"),
+    "malformed date": (_set(0, "date", "29/03/2023"), r"row 2, column 'date': expected a date"),
+    "not a word": (_set(0, "word", "bezzt"), r"row 2, column 'word'"),
+    "day without games": (_no_hard_games, r"row 2, column 'hard_1..hard_X': no hard-mode games"),
+}
+
+
+@pytest.mark.parametrize("defect", BROKEN_COPIES)
+def test_broken_copy_raises_naming_file_row_and_column(tmp_path, raw, defect):
+    edit, message = BROKEN_COPIES[defect]
+    path = tmp_path / "wordlebot.csv"
+    edit(raw.head(5)).to_csv(path, index=False)
+    with pytest.raises(DataError, match=message):
         load_wordlebot_data(path)
-
-
-def test_negative_count(tmp_path, raw):
-    df, path = broken_copy(tmp_path, raw)
-    df.loc[2, "normal_5"] = "-3"
-    df.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"row 4, column 'normal_5': negative count -3"):
-        load_wordlebot_data(path)
-
-
-def test_non_numeric_count(tmp_path, raw):
-    df, path = broken_copy(tmp_path, raw)
-    df.loc[1, "hard_2"] = "12.5"
-    df.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"row 3, column 'hard_2': expected an integer"):
-        load_wordlebot_data(path)
-
-
-def test_duplicated_day(tmp_path, raw):
-    df, path = broken_copy(tmp_path, raw)
-    pd.concat([df, df.iloc[[1]]]).to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"row 7, column 'contest_number': duplicated day 649 \(first at row 3\)"):
-        load_wordlebot_data(path)
-
-
-def test_shifted_date(tmp_path, raw):
-    df, path = broken_copy(tmp_path, raw)
-    df.loc[3, "date"] = "2023-04-02"  # contest 651 is 2023-04-01
-    df.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"row 5, column 'date': 2023-04-02 does not match contest 651"):
-        load_wordlebot_data(path)
-
-
-def test_bad_date_and_word(tmp_path, raw):
-    df, path = broken_copy(tmp_path, raw)
-    df.loc[0, "date"] = "29/03/2023"
-    df.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"row 2, column 'date': expected a date"):
-        load_wordlebot_data(path)
-    df, path = broken_copy(tmp_path, raw)
-    df.loc[0, "word"] = "bezzt"
-    df.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"row 2, column 'word'"):
-        load_wordlebot_data(path)
-
-
-def test_day_without_games(tmp_path, raw):
-    df, path = broken_copy(tmp_path, raw)
-    for c in ("hard_1", "hard_2", "hard_3", "hard_4", "hard_5", "hard_6", "hard_X"):
-        df.loc[0, c] = "0"
-    df.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"row 2, column 'hard_1..hard_X': no hard-mode games"):
-        load_wordlebot_data(path)
-
 
 def test_empty_and_missing_file(tmp_path, raw):
     path = tmp_path / "empty.csv"

@@ -49,7 +49,9 @@ bench: setup
 	$(PY) benchmarks/bootstrap.py --seq-replicas 200 --threads 2
 	$(PY) benchmarks/stability.py --resamples 50 --seeds 5 --folds 5 --b-cv 20
 	$(PY) benchmarks/engine_defaults.py
+	$(PY) benchmarks/tuned_gate_lr.py
 	$(PY) benchmarks/accuracy.py --grid
+	$(PY) benchmarks/accuracy.py --default-config
 	$(PY) benchmarks/accuracy.py --nested --n-bootstrap 20
 	$(PY) benchmarks/forecast.py
 	$(PY) benchmarks/cli.py  # needs the models `make run` saves; skipped without them

@@ -57,3 +57,21 @@ def test_external_loads_finds_each_kind_of_fetch():
             '<a href="https://link.example/">https://text.example/not-a-load</a><img src="data:image/png;base64,AAAA">')
     assert external_loads(html) == ["//b.example/y.css", "https://a.example/x.js", "https://c.example/z.css",
                                     "https://d.example/m.mjs"]
+
+
+def test_progress_bars_are_dropped_but_warnings_kept(tmp_path):
+    cell = new_code_cell("train()", execution_count=1)
+    cell.outputs = [
+        new_output("stream", name="stderr", text="protocol A:  40%|####      | 12/30 [00:23<00:36,  2.01s/it]\r"
+                                                  "protocol A: 100%|##########| 30/30 [00:56<00:00,  1.89s/it]\n"),
+        new_output("stream", name="stderr", text="UserWarning: date 2026-11-28 clamped to 2022-12-31\n"
+                                                  "bootstrap:  50%|#####     | 1/2 [00:01<00:01,  1.00it/s]\n"),
+        new_output("stream", name="stdout", text="RESULT 42\n"),
+        new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "x"},
+                                         "text/plain": "grid search:   0%|          | 0/8 [00:00<?, ?it/s]"}),
+    ]
+    path = tmp_path / "executed.ipynb"
+    nbformat.write(new_notebook(cells=[cell]), path)
+    html = notebook_html(path)
+    assert "it/s" not in html and "s/it" not in html and "12/30" not in html and "0/8" not in html
+    assert "clamped to 2022-12-31" in html and "RESULT 42" in html

@@ -334,3 +334,19 @@ def test_quick_run_saves_models_that_predict(three_expert_run):
     frame, _ = predict_frame(boot, ["eerie"], [pd.Timestamp("2023-03-01")])  # the CLI's answer, date clamped
     np.testing.assert_allclose(frame["mean"], hold["mean"], atol=1e-6)
     np.testing.assert_allclose(frame["pred_low"], hold["pred_low"], atol=1e-6)
+
+
+def test_html_report_of_a_run_embeds_every_figure_and_loads_nothing(three_expert_run, tmp_path):
+    """The page `make run` writes: every PNG of the run embedded byte for byte, code hidden, no external fetch."""
+    import base64
+
+    from wordle_moe.html_report import external_loads, write_html_report
+
+    out, _ = three_expert_run
+    html = write_html_report(out / "executed.ipynb", tmp_path / "moe_with_bootstrap.html").read_text()
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) >= 10
+    missing = [p.name for p in pngs if base64.b64encode(p.read_bytes()).decode() not in html]
+    assert not missing, missing
+    assert external_loads(html) == []
+    assert "run.section(" not in html  # code cells are hidden

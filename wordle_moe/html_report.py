@@ -22,6 +22,9 @@ _ABSOLUTE = r"((?:https?:)?//[^\"')\s>]+)"
 _LOADS = [re.compile(p + _ABSOLUTE, re.IGNORECASE) for p in (
     r"""\bsrc\s*=\s*["']?""", r"""<link\b[^>]*?\bhref\s*=\s*["']?""", r"""url\(\s*["']?""",
     r"""\bimport\s*\(\s*["']""")]
+# A tqdm progress line as papermill records it: "desc:  40%|####      | 12/30 [00:23<00:36,  2.01s/it]"
+_PROGRESS_LINE = re.compile(r"^[^\n|]*\d+%\|[^|]*\|\s*\d+/\d+ \[[^\]]*\]\s*$")
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _EMPTY_SCRIPT = re.compile(r"<script src=\"\">\s*</script>")
 _MERMAID_LOADER = re.compile(r"<script type=\"module\">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*</script>", re.S)
 
@@ -31,11 +34,31 @@ def external_loads(html: str) -> list[str]:
     return sorted({url for pattern in _LOADS for url in pattern.findall(html)})
 
 
+def without_progress_bars(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook without progress bars (they mean nothing on a finished page): tqdm lines in stderr streams and
+    widget views (a progress widget's text fallback is a frozen bar); warnings and every other output stay."""
+    for cell in nb.cells:
+        kept = []
+        for out in cell.get("outputs", []):
+            if _WIDGET_VIEW in out.get("data", {}):
+                continue
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                lines = re.split(r"[\r\n]+", out.get("text", ""))
+                text = "\n".join(line for line in lines if line.strip() and not _PROGRESS_LINE.match(line.strip()))
+                if not text:
+                    continue
+                out["text"] = text + "\n"
+            kept.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return nb
+
+
 def notebook_html(notebook: str | Path, title: str = "Wordle MoE workbench") -> str:
     """The executed notebook as one self-contained HTML page: outputs and markdown, code hidden."""
     from nbconvert import HTMLExporter
 
-    nb = nbformat.read(str(notebook), as_version=4)
+    nb = without_progress_bars(nbformat.read(str(notebook), as_version=4))
     nb.metadata.pop("widgets", None)  # widget views need a CDN renderer; their text fallback is kept
     nb.metadata["title"] = title
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,

@@ -584,7 +584,7 @@ display(Image(OUT / "forecast_wordlebot.png"))
 # %%
 with run.section("beyond_2022_model"):
     B_ALL = min(CFG.bootstrap_b, 4 if QUICK else 50)
-    all_sources = forecast.moe_estimator(CFG, B_ALL).fit(data_all.X, data_all.P)
+    all_sources = mb.MoEDistributionRegressor.from_config(CFG, B_ALL).fit(data_all.X, data_all.P)
     routing = forecast.routing_by_population(all_sources.bootstrap_models_, data_all.X, data_all.population)
     routing_table = forecast.routing_summary(routing)
     split_share = forecast.routing_split_share(routing)

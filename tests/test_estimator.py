@@ -309,3 +309,13 @@ def test_expert_skip_and_skip_l2_pass_through_and_train():
     assert cfg.expert_skip and cfg.skip_l2 == 0.01
     assert est.model_.expert_skip_w.shape == (1, 2, 5, 7) and est.model_.expert_skip_w.abs().sum() > 0  # trained
     np.testing.assert_allclose(est.predict(X).sum(1), 1.0, rtol=1e-6)
+
+
+def test_from_config_carries_every_knob():
+    from wordle_moe.config import MoEConfig
+
+    cfg = MoEConfig(num_experts=3, top_k=2, dropout=0.2, seed=7, bootstrap_ci=0.9, gate_lr_scale=1.0)
+    est = MoEDistributionRegressor.from_config(cfg, 12)
+    params = est.get_params()
+    assert (params["random_state"], params["ci_level"], params["n_bootstrap"], params["calibration_cv"]) == (7, 0.9, 12, 0)
+    assert est._config().replace(bootstrap_b=cfg.bootstrap_b) == cfg  # every other field round-trips

@@ -75,6 +75,17 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
 
     __init__.__signature__ = _SIGNATURE  # what get_params, clone and help() read
 
+    @classmethod
+    def from_config(cls, config: MoEConfig, n_bootstrap: int = 0, calibration_cv: int = 0) -> MoEDistributionRegressor:
+        """The estimator with every knob of ``config`` (``seed`` as random_state, ``bootstrap_ci`` as ci_level).
+
+        ``calibration_cv`` defaults to 0 here: the evaluation and forecasting code calibrate each model's
+        predictive interval themselves, from residuals held out inside their own training rows.
+        """
+        names = {field: param for param, field in RENAMED.items()}
+        params = {names.get(k, k): v for k, v in config.to_dict().items() if k not in NOT_PARAMETERS}
+        return cls(**params, n_bootstrap=int(n_bootstrap), calibration_cv=int(calibration_cv))
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True

@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator, clone
 from wordle_moe import evaluation, metrics
 from wordle_moe.baselines import fit_estimator
 from wordle_moe.bootstrap import bootstrap_summary
+from wordle_moe.estimator import MoEDistributionRegressor
 from wordle_moe.paths import BUCKET_LABELS
 
 TRIES = np.arange(1, 8, dtype=np.float64)  # a failure counts as 7 tries, as everywhere in the project
@@ -226,16 +227,6 @@ def routing_split_share(routing: pd.DataFrame, a: str = "mcm", b: str = "wordleb
     return float((top[a] != top[b]).mean())
 
 
-def moe_estimator(config: Any, n_bootstrap: int) -> BaseEstimator:
-    """The MoE estimator with a MoEConfig's knobs and ``n_bootstrap`` replicas (intervals are calibrated here)."""
-    from wordle_moe.estimator import MoEDistributionRegressor
-
-    names = set(MoEDistributionRegressor().get_params()) - {"n_bootstrap", "ci_level", "random_state", "calibration_cv"}
-    knobs = {k: v for k, v in config.to_dict().items() if k in names}
-    return MoEDistributionRegressor(**knobs, n_bootstrap=int(n_bootstrap), ci_level=float(config.bootstrap_ci),
-                                    random_state=int(config.seed), calibration_cv=0)
-
-
 def protocol_c_models(config: Any, B: int, quick: bool = False, seed: int = 0
                       ) -> tuple[dict[str, BaseEstimator], BaseEstimator]:
     """(models, calibration stand-in) of the notebook's protocol C table: the peers and the MoE ("moe", B
@@ -246,9 +237,9 @@ def protocol_c_models(config: Any, B: int, quick: bool = False, seed: int = 0
     if quick:
         models = {k: v for k, v in models.items() if k in ("mean_distribution", "softmax_regression")}
     else:
-        models["single_mlp"] = moe_estimator(config.replace(num_experts=1, top_k=1), 0)
-    models["moe"] = moe_estimator(config, B)
-    return models, moe_estimator(config, 0)
+        models["single_mlp"] = MoEDistributionRegressor.from_config(config.replace(num_experts=1, top_k=1))
+    models["moe"] = MoEDistributionRegressor.from_config(config, B)
+    return models, MoEDistributionRegressor.from_config(config)
 
 
 def plot_forecast(frame: pd.DataFrame, title: str | None = None):

@@ -314,9 +314,9 @@ def check_versions(meta: Mapping[str, Any], where: str | os.PathLike = "the save
         p = p if p.is_absolute() else ROOT / p
         if not p.exists():
             problems.append(f"training data '{name}' ({rec['path']}) is missing")
-        elif file_sha256(p) != rec["sha256"]:
+        elif (digest := file_sha256(p)) != rec["sha256"]:
             problems.append(f"training data '{name}' ({rec['path']}) has changed since training "
-                            f"(sha256 {rec['sha256'][:12]}… then, {file_sha256(p)[:12]}… now)")
+                            f"(sha256 {rec['sha256'][:12]}… then, {digest[:12]}… now)")
     now = feature_code_sha256()
     if meta.get("feature_code_sha256") != now:
         then = str(meta.get("feature_code_sha256"))[:12]

@@ -320,24 +320,14 @@ def forecast_split(dates: Any, seed: int = 0, val_fraction: float = 0.2) -> dict
     return {"train": np.sort(train[perm[n_val:]]), "val": np.sort(train[perm[:n_val]]), "test": test}
 
 
-def moe_estimator(config: Any, n_bootstrap: int) -> Any:
-    """The MoE as a scikit-learn estimator with the run's knobs (bootstrap replicas give its interval)."""
-    from wordle_moe.estimator import MoEDistributionRegressor
-
-    names = set(MoEDistributionRegressor().get_params()) - {"n_bootstrap", "ci_level", "random_state", "calibration_cv"}
-    knobs = {k: v for k, v in config.to_dict().items() if k in names}
-    # calibration_cv=0: the evaluation calibrates every model's interval itself, from inner-CV residuals
-    return MoEDistributionRegressor(**knobs, n_bootstrap=int(n_bootstrap), ci_level=float(config.bootstrap_ci),
-                                    random_state=int(config.seed), calibration_cv=0)
-
-
 def ensemble_residuals(X: np.ndarray, P: np.ndarray, config: Any, n_reported: np.ndarray | None = None,
                        cv: int = 5, seed: int = 0, progress: bool = False) -> np.ndarray:
     """Out-of-fold residuals P - P_hat (n, 7) of the single model with ``config`` (``cv``-fold, over these rows):
     the held-out scatter a saved ensemble's predictive interval adds to its interval of the mean."""
+    from wordle_moe.estimator import MoEDistributionRegressor
     from wordle_moe.evaluation import oof_residuals
 
-    return oof_residuals(moe_estimator(config, 0), np.asarray(X, float), np.asarray(P, float), cv=cv,
+    return oof_residuals(MoEDistributionRegressor.from_config(config), np.asarray(X, float), np.asarray(P, float), cv=cv,
                          n_reported=n_reported, random_state=seed)
 
 
@@ -360,21 +350,19 @@ def peer_models(config: Any, quick: bool = False, seed: int = 0) -> tuple[dict[s
     and a MoE with 4 replicas; a full run gives the MoE min(BOOTSTRAP_B, 20) replicas per fold and a 4-replica
     stand-in for the inner-CV residuals of the calibrated interval (the residuals only need its mean)."""
     from wordle_moe.baselines import make_peers
+    from wordle_moe.estimator import MoEDistributionRegressor
 
     peers = make_peers(random_state=seed, include_mlp=False)
     if quick:
         peers = {k: v for k, v in peers.items() if k in ("mean_distribution", "softmax_regression")}
     n_boot, n_stand_in = min(int(config.bootstrap_b), 4 if quick else 20), min(int(config.bootstrap_b), 4)
     stand_ins: dict[str, Any] = {}
-    try:
-        variants = {"moe": config}
-        if not quick:  # the single MLP-softmax peer: the same network with one expert, trained the same way
-            variants["single_mlp"] = config.replace(num_experts=1, top_k=1)
-        for name, cfg in variants.items():
-            peers[name] = moe_estimator(cfg, n_boot)
-            stand_ins[name] = moe_estimator(cfg, n_stand_in)
-    except ImportError:  # engine estimator absent: compare the peers only
-        pass
+    variants = {"moe": config}
+    if not quick:  # the single MLP-softmax peer: the same network with one expert, trained the same way
+        variants["single_mlp"] = config.replace(num_experts=1, top_k=1)
+    for name, cfg in variants.items():
+        peers[name] = MoEDistributionRegressor.from_config(cfg, n_boot)
+        stand_ins[name] = MoEDistributionRegressor.from_config(cfg, n_stand_in)
     return peers, stand_ins
 
 

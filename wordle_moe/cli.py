@@ -63,13 +63,15 @@ def read_words_file(path: str | Path) -> pd.DataFrame:
 
 def check_words(words: Sequence[str], where: Sequence[str] | None = None) -> list[str]:
     """Lower-case five-letter words; CLIError naming the first bad one (and its file row)."""
+    from .feedback import normalize_word
+
     out = []
     for i, w in enumerate(words):
-        word = str(w).strip().lower()
-        if len(word) != 5 or not word.isascii() or not word.isalpha():
+        try:
+            out.append(normalize_word(str(w)))
+        except ValueError:
             at = f" ({where[i]})" if where is not None else ""
-            raise CLIError(f"{w!r}{at} is not a five-letter word")
-        out.append(word)
+            raise CLIError(f"{w!r}{at} is not a five-letter word") from None
     return out
 
 

@@ -234,10 +234,7 @@ def training_override_rates(model: Any, X: np.ndarray, weight: np.ndarray) -> np
             out = model(np.asarray(X, dtype=np.float32), return_intermediate=True, weight=w)
     finally:
         model.eval()
-    if "overridden" in out:   # the engine's own mask (routers.overridden_rows): the same definition
-        mask = out["overridden"].double().numpy()
-    else:
-        mask = overridden_mask(out["gate_scores"].numpy(), out["dispatch"].numpy(), out["top_k_indices"].shape[-1])
+    mask = out["overridden"].double().numpy()   # the forward pass's own mask (routers.overridden_rows)
     keep = np.asarray(weight) > 0
     return (mask * keep).sum(axis=1) / np.maximum(keep.sum(axis=1), 1)
 

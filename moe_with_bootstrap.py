@@ -105,7 +105,7 @@ from IPython.display import Image, display
 import analysis
 import moe_booststrap as mb
 from wordle_moe import embeddings, paths, report, search, stability
-from wordle_moe.dataset import feature_rows
+from wordle_moe.dataset import feature_rows, training_date_range
 from wordle_moe.manifest import RunManifest
 from wordle_moe.persistence import predictive_interval
 
@@ -162,7 +162,7 @@ with run.section("features"):
     # the holdout row as `predict` builds it: a date after the training days is clamped to the last one, so the
     # time-trend input never extrapolates
     holdout_features = feature_rows([HOLDOUT_WORD], [HOLDOUT_DATE], data.feature_names,
-                                    date_range=(data.dates.min(), data.dates.max()))
+                                    date_range=training_date_range(data))
     X_holdout = holdout_features[data.feature_names].to_numpy(float)
     run.note("features", {"n_features": len(data.feature_names), "names": data.feature_names})
 print(f"{X.shape[1]} model inputs for {X.shape[0]} words")
@@ -588,7 +588,7 @@ with run.section("beyond_2022_model"):
     routing = forecast.routing_by_population(all_sources.bootstrap_models_, data_all.X, data_all.population)
     routing_table = forecast.routing_summary(routing)
     split_share = forecast.routing_split_share(routing)
-    first_day, last_day = pd.to_datetime(data_all.dates).min(), pd.to_datetime(data_all.dates).max()
+    first_day, last_day = training_date_range(data_all)
     saved_all = report.save_ensemble(
         OUT / "model" / "all_sources", all_sources.bootstrap_models_[0], data_all, CFG, residuals=c_fc["residuals"],
         data_files={"mcm": paths.RAW_DATA, "wordlebot": WORDLEBOT_DATA, "answers": paths.ANSWERS,

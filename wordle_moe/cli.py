@@ -152,7 +152,7 @@ def retrain_ensemble(B: int | None, sources: str, progress: bool = True) -> tupl
     import moe_booststrap as mb  # the user's knobs: edited there, read now
 
     from .bootstrap import fit_bootstrap
-    from .dataset import ALL_SOURCES, load_dataset
+    from .dataset import ALL_SOURCES, load_dataset, training_date_range
     from .persistence import SavedModel
     from .report import ensemble_residuals
 
@@ -161,10 +161,9 @@ def retrain_ensemble(B: int | None, sources: str, progress: bool = True) -> tupl
     B = int(B or cfg.bootstrap_b)
     (model,), _ = fit_bootstrap(data.X, data.P, config=cfg, B=B, n_reported=data.n_reported, progress=progress)
     resid = ensemble_residuals(data.X, data.P, cfg, data.n_reported, seed=cfg.seed)
-    dates = pd.to_datetime(pd.Series(np.asarray(data.dates)))
-    populations = getattr(data, "population", None)
-    meta = {"date_range": [str(dates.min().date()), str(dates.max().date())],
-            "extra": {"populations": sorted(set(["mcm"] if populations is None else np.asarray(populations).tolist()))}}
+    first, last = training_date_range(data)
+    meta = {"date_range": [str(first.date()), str(last.date())],
+            "extra": {"populations": sorted(set(data.population.tolist()))}}
     return SavedModel(model=model, feature_names=list(data.feature_names), residuals=resid, meta=meta), \
         [f"retrained: {B} replicas on {len(data.X)} rows ({sources} sources), not saved"]
 

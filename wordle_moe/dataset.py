@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from wordle_moe.data import load_wordle_data, target_matrix
-from wordle_moe.features import START_DATE, build_features, feature_columns, load_feature_table, load_rows_feature_table
+from wordle_moe.features import build_features, feature_columns, load_feature_table, load_rows_feature_table
 from wordle_moe.paths import DATA_DIR
 from wordle_moe.wordlebot import load_wordlebot_data, wordlebot_observations
 
@@ -176,7 +176,3 @@ def feature_rows(words: Sequence[str] | str, dates, feature_names: Sequence[str]
         raise ValueError(f"cannot build model inputs {missing[:5]} for new words")
     return out
 
-
-def days_since_start(date) -> float:
-    """The time input of a date (days since 2022-01-07, the first MCM day)."""
-    return float((pd.Timestamp(date) - START_DATE).days)

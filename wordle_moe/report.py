@@ -336,13 +336,13 @@ def save_ensemble(path: str | os.PathLike, model: Any, data: Any, config: Any, *
                   extra: Mapping[str, Any] | None = None) -> Path:
     """Save a trained model of ``data`` (a WordleDataset) for later predictions: weights, config, feature names,
     training date range, data and feature-code hashes and held-out residuals (computed here when not given)."""
+    from wordle_moe.dataset import training_date_range
     from wordle_moe.persistence import save_model
 
     if residuals is None:
         residuals = ensemble_residuals(data.X, data.P, config, data.n_reported, seed=int(config.seed))
-    dates = pd.to_datetime(pd.Series(np.asarray(data.dates)))
     return save_model(path, model, feature_names=data.feature_names, residuals=residuals, data_files=data_files,
-                      date_range=(dates.min(), dates.max()), training_data=(data.X, data.P), extra=extra)
+                      date_range=training_date_range(data), training_data=(data.X, data.P), extra=extra)
 
 
 def peer_models(config: Any, quick: bool = False, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:

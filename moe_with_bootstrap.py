@@ -97,6 +97,10 @@ GRID_DIVERSITY_COEF = None
 _GIVEN = [n for n in list(globals()) if not n.startswith("_") and n not in get_ipython().user_ns_hidden]
 from pathlib import Path
 
+from wordle_moe.progress import configure_progress
+
+PROGRESS = configure_progress()  # before any engine import: widget bars in JupyterLab, text lines in papermill's log
+
 import numpy as np
 import pandas as pd
 import torch
@@ -104,21 +108,20 @@ from IPython.display import Image, display
 
 import analysis
 import moe_booststrap as mb
-from wordle_moe import embeddings, paths, report, search, stability
+from wordle_moe import agreement, embeddings, evaluation, parameters, paths, persistence, report, search
 from wordle_moe.dataset import feature_rows, training_date_range
 from wordle_moe.manifest import RunManifest
-from wordle_moe.persistence import predictive_interval
+from wordle_moe.intervals import predictive_interval
 
 ROOT = Path(mb.__file__).resolve().parent  # the project folder (installed editable by `make setup`)
-PROGRESS = report.configure_progress()  # widget bars in JupyterLab, text lines in papermill's log
 torch.set_num_threads(1)  # the model is tiny and full-batch: one thread is fastest, more oversubscribe the cores
-PARAMS = {name: globals()[name] for name in report.notebook_parameters(mb)}
+PARAMS = {name: globals()[name] for name in parameters.notebook_parameters(mb)}
 OUT = Path(OUTPUT_DIR) if Path(OUTPUT_DIR).is_absolute() else ROOT / OUTPUT_DIR
 OUT.mkdir(parents=True, exist_ok=True)
 run = RunManifest(OUT, parameters=PARAMS, seed=mb.SEED if SEED is None else SEED, fail_at=FAIL_AT_SECTION)
 with run.section("parameters"):
-    report.check_parameter_names(_GIVEN, mb)  # stops on a name that is no knob and no switch, naming it
-    applied = report.apply_parameters(mb, PARAMS, quick=QUICK)
+    parameters.check_parameter_names(_GIVEN, mb)  # stops on a name that is no knob and no switch, naming it
+    applied = parameters.apply_parameters(mb, PARAMS, quick=QUICK)
     CFG = mb.config()
     run.note("applied_to_module", applied)
     run.note("config", CFG.to_dict())
@@ -178,7 +181,7 @@ display(holdout_features[["word", "date", "date_used", *mb.KEY_FEATURES]])
 
 # %%
 with run.section("training"):
-    split = report.forecast_split(data.dates, seed=SEED, val_fraction=CFG.val_fraction)
+    split = evaluation.forecast_split(data.dates, seed=SEED, val_fraction=CFG.val_fraction)
     tr, va, te = split["train"], split["val"], split["test"]
     model, info = mb.train_moe(X[tr], P[tr], X[va], P[va], n_reported=data.n_reported[tr],
                                n_reported_val=data.n_reported[va], verbose=True)
@@ -214,7 +217,7 @@ display(Image(OUT / "moe_training_history.png"))
 
 # %%
 with run.section("evaluation"):
-    comparison = report.compare_with_peers(X, P, data.dates, CFG, quick=QUICK, seed=SEED, progress=True)
+    comparison = evaluation.compare_with_peers(X, P, data.dates, CFG, quick=QUICK, seed=SEED, progress=True)
     report.write_table(comparison, OUT, "model_comparison.csv")
 show = [c for c in comparison.columns if c in ("protocol", "model", "mode", "n_folds") or c.endswith("_mean")]
 display(comparison[show])
@@ -247,7 +250,7 @@ with run.section("bootstrap"):
                                              progress=True)
     summary = mb.bootstrap_summary(P_boot)
     # saved for `predict` (with the held-out residuals of its predictive interval: 5 single-model fits)
-    saved_boot = report.save_ensemble(OUT / "model" / "bootstrap", boot_info["models"][0], data, CFG,
+    saved_boot = persistence.save_ensemble(OUT / "model" / "bootstrap", boot_info["models"][0], data, CFG,
                                       extra={"population": "mcm", "populations": ["mcm"]})
     residuals = mb.load_model(saved_boot).residuals
     pred_low, pred_high = predictive_interval(summary["mean"], summary["low"], summary["high"], residuals,
@@ -295,7 +298,7 @@ display(Image(OUT / names["violin"]))
 # %%
 with run.section("grid_search"):
     SEARCH_CV = 2 if QUICK else (5 if RUN_GRID_SEARCH else 3)
-    grid = report.grid_for_run(mb, full=RUN_GRID_SEARCH)
+    grid = parameters.grid_for_run(mb, full=RUN_GRID_SEARCH)
     grid_results = search.grid_search(X, P, grid, base_config=CFG, cv=SEARCH_CV,
                                       n_jobs=1 if QUICK else 2, seed=SEED, n_reported=data.n_reported,
                                       progress=True)
@@ -351,9 +354,9 @@ with run.section("analysis_assignment"):
     topk_table = analysis.topk_assignment(WORDS, inter)
     report.write_assignment(topk_table, OUT, "topk")
     # every bootstrap replica routes all words; labels anchored on this model's routed mean outputs
-    grouping = stability.grouping_stability(stability.replica_routing(boot_info["models"], X),
-                                            reference=analysis.mean_expert_outputs(inter["expert_outputs"],
-                                                                                   inter["gates"]), seed=SEED)
+    grouping = agreement.grouping_stability(agreement.replica_routing(boot_info["models"], X),
+                                            reference=agreement.routed_mean_outputs(inter["expert_outputs"],
+                                                                                    inter["gates"])[0], seed=SEED)
     stability_frame = analysis.stability_table(WORDS, grouping)
     reproduced_topk = analysis.reproduced_words(topk_table["primary_expert"], stability_frame)
 weight_cols = [c for c in topk_table.columns if c.endswith("_weight")]
@@ -589,7 +592,7 @@ with run.section("beyond_2022_model"):
     routing_table = forecast.routing_summary(routing)
     split_share = forecast.routing_split_share(routing)
     first_day, last_day = training_date_range(data_all)
-    saved_all = report.save_ensemble(
+    saved_all = persistence.save_ensemble(
         OUT / "model" / "all_sources", all_sources.bootstrap_models_[0], data_all, CFG, residuals=c_fc["residuals"],
         data_files={"mcm": paths.RAW_DATA, "wordlebot": WORDLEBOT_DATA, "answers": paths.ANSWERS,
                     "allowed": paths.ALLOWED},

@@ -21,7 +21,8 @@ from common import RESULTS_DIR, machine_info, publish  # noqa: E402
 from sklearn.base import BaseEstimator, RegressorMixin, clone  # noqa: E402
 
 from wordle_moe import evaluation, forecast, metrics  # noqa: E402
-from wordle_moe.baselines import fit_estimator, make_peers, single_mlp  # noqa: E402
+from wordle_moe.baselines import make_peers, single_mlp  # noqa: E402
+from wordle_moe.crossfit import fit_estimator  # noqa: E402
 
 # Levers measured on the MoE (knob overrides of the module's defaults); "hard_mode" adds the hard-mode days
 # as a third population to the training rows (the test rows stay the normal-mode WordleBot days).
@@ -101,7 +102,7 @@ def rps_of(est, ds, train, test) -> float:
 
 
 def protocol_c(ds, B: int, seed: int, quick: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    models = make_peers(random_state=seed, include_mlp=False)
+    models = make_peers(random_state=seed)
     if not quick:
         models["single_mlp"] = single_mlp(random_state=seed, n_bootstrap=0, calibration_cv=0,
                                           **{k: v for k, v in moe({}, 0).get_params().items()

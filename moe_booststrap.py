@@ -1,7 +1,10 @@
 """Wordle MoE workbench: the configuration knobs and the public API.
 
 Edit a knob below and call ``moe_booststrap.reload()`` (or set it at run time,
-``moe_booststrap.TOP_K = 2``): every function reads the knobs when it is called.
+``moe_booststrap.TOP_K = 2``): every function here reads the knobs when it is called, and
+``MoEDistributionRegressor()`` when it is built (arguments given to it win). The engine functions
+re-exported as they are (``load_model``, ``save_model``, ``evaluate``, ``intermediates``, ``predict_proba``)
+take no knob. Each knob's type, rule and meaning is declared once, in ``wordle_moe/config.py``.
 The engine lives in the ``wordle_moe`` package; the expert-grouping analysis in ``analysis``.
 
 Command line (also installed as ``wordle-moe``; the code is in ``wordle_moe/cli.py``)::

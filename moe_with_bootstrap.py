@@ -32,58 +32,54 @@
 # a crash leaves the earlier outputs intact.
 
 # %% tags=["parameters"]
-QUICK = False                   # small run for tests: epochs, replicas, grid and peers capped
-RUN_GRID_SEARCH = False         # True: the full knob grid (slow); False: a real two-configuration grid
-OUTPUT_DIR = "moe_bootstrap_output"
-FAIL_AT_SECTION = None          # test hook: name of a section that should fail
-# Every knob of moe_booststrap.py, default None: None keeps the value in moe_booststrap.py (edit it there, or set
-# it here or with papermill -p NAME VALUE; a list knob with -y "GRID_TOP_K: [1, 2]" or -p GRID_TOP_K "[1, 2]").
-# Valid values and meanings: the module's comments and the README's configuration section.
-# structure and routing
-NUM_EXPERTS = None
-TOP_K = None
-HIDDEN_SIZE = None
-ROUTER = None                   # topk | noisy_topk | expert_choice | reputation | aux_free_bias
-GATE = None                     # linear | mlp
-ACTIVATION = None               # gelu | relu | swish | tanh
-DROPOUT = None
-GATE_INIT = None
-GATE_INIT_SCALE = None
-EXPERT_INIT = None
-EXPERT_ORDER = None
-EXPERT_SKIP = None
-SKIP_L2 = None
-SKIP_ZERO_MLP = None
-SKIP_INIT = None
-INPUT_CLIP = None
-# losses
-AUX_LOSS_WEIGHT = None
-EXPERT_DIVERSITY_COEF = None
-EXPERT_OUTPUT_DIVERSITY_COEF = None
-EXPERT_JS_DIVERGENCE_COEF = None
-DIVERSITY_SCOPE = None          # routed | all
-ROUTING_CE_COEF = None
-N_WEIGHTING = None              # none | sqrt | log | linear
-# training
-LR = None
-WD = None
-GATE_LR_SCALE = None
-MAX_EPOCHS = None
-PATIENCE = None
-ROUTER_ONLY_EPOCHS = None
-BIAS_UPDATE_RATE = None
-SEED = None
-# bootstrap and the holdout word
-BOOTSTRAP_B = None
-BOOTSTRAP_CI = None
-HOLDOUT_WORD = None             # module default: "eerie"
-HOLDOUT_DATE = None             # module default: "2023-03-01"
-# grids of the full grid search (RUN_GRID_SEARCH=True)
-GRID_NUM_EXPERTS = None
-GRID_TOP_K = None
-GRID_HIDDEN_SIZE = None
-GRID_AUX_COEF = None
-GRID_DIVERSITY_COEF = None
+QUICK: bool = False  # small run for tests: epochs, replicas, grid and peers capped [True or False]
+RUN_GRID_SEARCH: bool = False  # True: the full knob grid (slow); False: a real two-configuration grid [True or False]
+OUTPUT_DIR: str = "moe_bootstrap_output"  # folder of every output [text]
+FAIL_AT_SECTION = None  # test hook: name of a section that should fail
+# Every knob of moe_booststrap.py at its declared default (type, default and meaning also in
+# `papermill --help-notebook moe_with_bootstrap.ipynb`). A knob left at its default (or set to None) keeps the value
+# in moe_booststrap.py, so edit knobs there; set one here or with papermill -p NAME VALUE for one run (a list knob
+# with -y "GRID_TOP_K: [1, 2]" or -p GRID_TOP_K "[1, 2]"; booleans as True/False, true/false or 1/0).
+NUM_EXPERTS: int = 2  # number of experts [an integer at least 1]
+TOP_K: int = 1  # experts each word is routed to (1..NUM_EXPERTS) [an integer at least 1]
+HIDDEN_SIZE: int = 64  # hidden units of each expert's MLP [an integer at least 1]
+AUX_LOSS_WEIGHT: float = 0.001  # weight of the load-balancing loss [a number at least 0]
+EXPERT_DIVERSITY_COEF: float = 0.0005  # weight of the expert-weight diversity loss [a number at least 0]
+EXPERT_OUTPUT_DIVERSITY_COEF: float = 0.02  # weight of the expert-output diversity loss [a number at least 0]
+EXPERT_JS_DIVERGENCE_COEF: float = 0.01  # weight of the JS-divergence term between expert outputs [a number at least 0]
+ROUTER: str = "topk"  # routing rule [one of topk | noisy_topk | expert_choice | reputation | aux_free_bias]
+GATE: str = "linear"  # gating network: linear, or an MLP with LayerNorm [one of linear | mlp]
+ACTIVATION: str = "tanh"  # activation of the experts' hidden layer [one of gelu | relu | swish | tanh]
+DROPOUT: float = 0.3  # dropout on the experts' hidden layer [a number in [0, 1)]
+N_WEIGHTING: str = "none"  # weight words by their reported results [one of none | sqrt | log | linear]
+LR: float = 0.01  # AdamW learning rate [a number above 0]
+WD: float = 0.001  # AdamW weight decay [a number at least 0]
+MAX_EPOCHS: int = 600  # full-batch training steps at most (one epoch is one optimizer step) [an integer at least 1]
+PATIENCE: int = 60  # early stopping: steps without a better validation loss [an integer at least 1]
+ROUTER_ONLY_EPOCHS: int = 0  # above 0 adds a router-only phase with the experts frozen [an integer at least 0]
+EXPERT_SKIP: bool = False  # each expert adds a linear (softmax-regression) path to its MLP [True or False]
+SKIP_L2: float = 0.0  # ridge penalty on the skip path's weights [a number at least 0]
+SKIP_ZERO_MLP: bool = False  # with EXPERT_SKIP: each expert's MLP output starts at zero [True or False]
+SKIP_INIT: str = "zero"  # with EXPERT_SKIP: softmax_regression starts experts linear [one of zero | softmax_regression]
+GATE_INIT: str = "difficulty"  # start of the linear gate: a split by difficulty [one of difficulty | random]
+GATE_INIT_SCALE: float = 2.0  # with GATE_INIT difficulty: logit slope per standard deviation of the score [a number above 0]
+EXPERT_INIT: str = "group_mean"  # start of the experts' outputs [one of group_mean | dense | random]
+GATE_LR_SCALE: float = 0.05  # the gate learns at LR·GATE_LR_SCALE (0 freezes the gate at its start) [a number at least 0]
+EXPERT_ORDER: str = "difficulty"  # relabel experts after training: 0 = fewest expected tries [one of difficulty | none]
+DIVERSITY_SCOPE: str = "routed"  # rows the diversity terms average each expert over [one of routed | all]
+INPUT_CLIP: float = 5.0  # standardised inputs clipped to ±INPUT_CLIP (0: no clip) [a number at least 0]
+ROUTING_CE_COEF: float = 0.0  # above 0: extra gate gradient towards the lower cross-entropy expert [a number at least 0]
+BIAS_UPDATE_RATE: float = 0.001  # aux_free_bias router: selection-bias step per training step [a number in (0, 1)]
+SEED: int = 0  # random seed of every stream (splits, initial weights, dropout, resamples) [an integer]
+BOOTSTRAP_B: int = 200  # bootstrap replicas (trained as one batched model) [an integer at least 1]
+BOOTSTRAP_CI: float = 0.95  # level of the bootstrap and predictive intervals [a number in (0, 1)]
+HOLDOUT_WORD: str = "eerie"  # five-letter word predicted with both intervals in the holdout section [text]
+HOLDOUT_DATE: str = "2023-03-01"  # date (YYYY-MM-DD) of the holdout prediction [text]
+GRID_NUM_EXPERTS: list = [2, 3, 4]  # full grid search: NUM_EXPERTS values [a non-empty list]
+GRID_TOP_K: list = [1, 2]  # full grid search: TOP_K values [a non-empty list]
+GRID_HIDDEN_SIZE: list = [64, 128]  # full grid search: HIDDEN_SIZE values [a non-empty list]
+GRID_AUX_COEF: list = [0.0005, 0.001, 0.002]  # full grid search: AUX_LOSS_WEIGHT values [a non-empty list]
+GRID_DIVERSITY_COEF: list = [0.0001, 0.0005, 0.001, 0.002, 0.005]  # full grid: diversity coefs [a non-empty list]
 
 # %% [markdown]
 # The next cell applies the parameters to the module (`moe_booststrap.NUM_EXPERTS = ...`), validates them —
@@ -110,8 +106,8 @@ import analysis
 import moe_booststrap as mb
 from wordle_moe import agreement, embeddings, evaluation, parameters, paths, persistence, report, search
 from wordle_moe.dataset import feature_rows, training_date_range
-from wordle_moe.manifest import RunManifest
 from wordle_moe.intervals import predictive_interval
+from wordle_moe.manifest import RunManifest
 
 ROOT = Path(mb.__file__).resolve().parent  # the project folder (installed editable by `make setup`)
 torch.set_num_threads(1)  # the model is tiny and full-batch: one thread is fastest, more oversubscribe the cores
@@ -121,6 +117,7 @@ OUT.mkdir(parents=True, exist_ok=True)
 run = RunManifest(OUT, parameters=PARAMS, seed=mb.SEED if SEED is None else SEED, fail_at=FAIL_AT_SECTION)
 with run.section("parameters"):
     parameters.check_parameter_names(_GIVEN, mb)  # stops on a name that is no knob and no switch, naming it
+    QUICK, RUN_GRID_SEARCH = parameters.parse_switches(PARAMS).values()  # "false" is False, never a QUICK run
     applied = parameters.apply_parameters(mb, PARAMS, quick=QUICK)
     CFG = mb.config()
     run.note("applied_to_module", applied)

@@ -94,13 +94,36 @@ def test_every_module_knob_is_a_notebook_parameter():
     assert set(values) == set(parameters.notebook_parameters(mb))
 
 
-def test_parameter_defaults_defer_to_the_module():
-    """Knob parameters default to None, so values edited in moe_booststrap.py are what the notebook runs."""
+def test_parameters_cell_holds_the_declared_defaults_with_their_help():
+    """The parameters cell's knob lines are the module's knobs at MoEConfig's / RunKnobs' declared defaults, each
+    with its type and one-line help [rule] (what `papermill --help-notebook` shows): one table, three views."""
+    import importlib
+
     import moe_booststrap as mb
 
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source.splitlines()
+    knob_lines = [line for line in cell if line.split(":")[0] in set(parameters.module_knobs(mb))]
+    assert knob_lines == parameters.parameter_lines(mb), "regenerate the cell from parameters.parameter_lines"
+    fresh = importlib.reload(importlib.import_module("moe_booststrap"))  # the values in the file
     values = _parameters_cell_values()
-    for knob in parameters.module_knobs(mb):
-        assert values[knob] is None, knob
+    assert {k: values[k] for k in fresh.knobs()} == fresh.knobs()
+    assert all("=" not in line.split("#", 1)[1] for line in knob_lines)  # papermill's --help-notebook drops those
+
+
+def test_papermill_help_shows_type_default_and_meaning_of_every_parameter():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(NOTEBOOK)], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert "NUM_EXPERTS: int (default 2)" in res.stdout and "QUICK: bool (default False)" in res.stdout
+    assert "[one of topk | noisy_topk" in res.stdout and "GRID_TOP_K: list (default [1, 2])" in res.stdout
+    import moe_booststrap as mb
+
+    for name in parameters.module_knobs(mb):
+        assert f"  {name}: " in res.stdout, name
 
 
 def test_none_parameters_keep_edited_module_knobs(monkeypatch):
@@ -113,6 +136,11 @@ def test_none_parameters_keep_edited_module_knobs(monkeypatch):
     monkeypatch.setattr(mb, "MAX_EPOCHS", 600)
     applied = parameters.apply_parameters(mb, {k: None for k in parameters.module_knobs(mb)}, quick=True)
     assert (mb.NUM_EXPERTS, mb.TOP_K) == (3, 2) and "NUM_EXPERTS" not in applied
+    defaults = _parameters_cell_values()  # the cell as shipped: every knob at its declared default
+    applied = parameters.apply_parameters(mb, defaults, quick=True)
+    assert (mb.NUM_EXPERTS, mb.TOP_K) == (3, 2) and "NUM_EXPERTS" not in applied  # the module's edits are kept
+    applied = parameters.apply_parameters(mb, {**defaults, "TOP_K": 3})  # a value that differs is applied
+    assert (mb.NUM_EXPERTS, mb.TOP_K) == (3, 3) and applied["TOP_K"] == 3
     assert mb.MAX_EPOCHS == parameters.QUICK_CAPS["MAX_EPOCHS"]  # QUICK caps the module's own value too
     applied = parameters.apply_parameters(mb, {"GRID_TOP_K": "[1, 2]"})  # papermill -p passes a list as text
     assert mb.GRID_TOP_K == [1, 2] and applied["GRID_TOP_K"] == [1, 2]

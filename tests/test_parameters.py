@@ -39,3 +39,61 @@ def test_grid_for_run_is_small_unless_full():
     assert parameters.grid_for_run(mod, full=True)["hidden_size"] == [64, 128]
     mod.NUM_EXPERTS = 1
     assert parameters.grid_for_run(mod, full=False) == {"num_experts": [1], "hidden_size": [64, 128]}
+
+
+@pytest.mark.parametrize("text, expected", [("false", False), ("False", False), ("FALSE", False), ("0", False),
+                                            (0, False), ("true", True), ("True", True), ("1", True), (True, True)])
+def test_switches_read_booleans_as_people_type_them(text, expected):
+    assert parameters.parse_switches({"QUICK": text, "RUN_GRID_SEARCH": text}) == {"QUICK": expected,
+                                                                                   "RUN_GRID_SEARCH": expected}
+
+
+def test_a_switch_that_is_no_boolean_is_named():
+    with pytest.raises(ConfigError, match="QUICK='maybe'"):
+        parameters.parse_switches({"QUICK": "maybe"})
+    with pytest.raises(ConfigError, match="RUN_GRID_SEARCH=2"):
+        parameters.parse_switches({"RUN_GRID_SEARCH": 2})
+
+
+def knob_module():
+    """A stand-in for moe_booststrap with a few knobs at their defaults and config() built from them."""
+    mod = types.SimpleNamespace(NUM_EXPERTS=2, TOP_K=1, LR=1e-2, EXPERT_SKIP=False, HOLDOUT_WORD="eerie",
+                                HOLDOUT_DATE="2023-03-01", GRID_TOP_K=[1, 2])
+    mod.knobs = lambda: {k: getattr(mod, k) for k in ("NUM_EXPERTS", "TOP_K", "LR", "EXPERT_SKIP", "HOLDOUT_WORD",
+                                                      "HOLDOUT_DATE", "GRID_TOP_K")}
+    mod.config = lambda: MoEConfig.from_mapping(mod.knobs()).validate()
+    return mod
+
+
+def test_text_from_papermill_is_parsed_to_the_knob_type():
+    mod = knob_module()
+    applied = parameters.apply_parameters(mod, {"NUM_EXPERTS": "3", "TOP_K": "2", "LR": "0.001",
+                                                "EXPERT_SKIP": "true", "GRID_TOP_K": "[1]"})
+    assert (mod.NUM_EXPERTS, mod.TOP_K, mod.LR, mod.EXPERT_SKIP, mod.GRID_TOP_K) == (3, 2, 1e-3, True, [1])
+    assert applied["EXPERT_SKIP"] is True
+    fresh = knob_module()
+    applied = parameters.apply_parameters(fresh, {"EXPERT_SKIP": "false"})
+    assert fresh.EXPERT_SKIP is False and "EXPERT_SKIP" not in applied  # "false" is False, the default: nothing to set
+    # a value equal to the declared default keeps the module's value (a knob edited in moe_booststrap.py)
+    parameters.apply_parameters(mod, {"EXPERT_SKIP": "false", "NUM_EXPERTS": 2})
+    assert mod.EXPERT_SKIP is True and mod.NUM_EXPERTS == 3
+
+
+@pytest.mark.parametrize("knob, value, message", [
+    ("NUM_EXPERTS", "two", "NUM_EXPERTS='two' is invalid: must be an integer at least 1"),
+    ("LR", "fast", "LR='fast' is invalid: must be a number above 0"),
+    ("TOP_K", 1.5, "TOP_K=1.5 is invalid"),
+    ("GRID_TOP_K", 2, "GRID_TOP_K=2 is invalid: must be a non-empty list"),
+    ("EXPERT_SKIP", "maybe", "EXPERT_SKIP='maybe' is invalid: must be True or False"),
+])
+def test_a_value_of_the_wrong_type_is_named(knob, value, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        parameters.apply_parameters(knob_module(), {knob: value})
+
+
+def test_parameter_lines_carry_type_default_and_rule():
+    lines = parameters.parameter_lines(knob_module())
+    assert lines[0] == "NUM_EXPERTS: int = 2  # number of experts [an integer at least 1]"
+    assert lines[3] == "EXPERT_SKIP: bool = False  # each expert adds a linear (softmax-regression) path to its MLP " \
+                       "[True or False]"
+    assert lines[-1].startswith("GRID_TOP_K: list = [1, 2]  # ")

@@ -11,10 +11,13 @@ from typing import Any
 
 import pandas as pd
 
+from wordle_moe.config import ConfigError, check_value, field_default, field_type, knob_fields, parse_value, rule
+
 # The notebook's own switches; every other parameter is a knob of moe_booststrap.py (see module_knobs).
 NOTEBOOK_SWITCHES = ("QUICK", "RUN_GRID_SEARCH", "OUTPUT_DIR", "FAIL_AT_SECTION")
 # QUICK mode: a small run for tests and smoke checks (caps, never raises a value the user set lower)
 QUICK_CAPS = {"MAX_EPOCHS": 60, "PATIENCE": 15, "BOOTSTRAP_B": 6, "HIDDEN_SIZE": 32}
+
 
 def module_knobs(module: Any) -> tuple[str, ...]:
     """Every upper-case knob of the companion module, in file order (read from the module, never hand-listed)."""
@@ -33,8 +36,6 @@ def check_parameter_names(names: Iterable[str], module: Any) -> None:
     Papermill only warns about an unknown ``-p NAME`` and runs on with the defaults; a misspelt knob would
     silently change nothing, so the notebook stops instead.
     """
-    from wordle_moe.config import ConfigError
-
     known = set(notebook_parameters(module))
     unknown = sorted(set(names) - known)
     if unknown:
@@ -46,33 +47,40 @@ def check_parameter_names(names: Iterable[str], module: Any) -> None:
                           f"switch{'; ' + hints if hints else ''}. Known: {sorted(known)}")
 
 
-def _coerce(knob: str, value: Any, current: Any) -> Any:
-    """A papermill string for a list knob (``-p GRID_TOP_K "[1, 2]"``) parsed as a Python literal."""
-    import ast
-
-    from wordle_moe.config import ConfigError
-
-    if isinstance(current, (list, tuple)) and isinstance(value, str):
-        try:
-            value = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            raise ConfigError(f"{knob}={value!r} is invalid: give a list such as [1, 2]") from None
-    if isinstance(current, (list, tuple)) and not (isinstance(value, (list, tuple)) and len(value) > 0):
-        raise ConfigError(f"{knob}={value!r} is invalid: must be a non-empty list")
-    return list(value) if isinstance(value, tuple) else value
+def parse_switches(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The notebook switches QUICK and RUN_GRID_SEARCH as booleans (``-p QUICK false`` is False, never a QUICK run);
+    ConfigError naming the switch for anything else."""
+    out = {}
+    for name in ("QUICK", "RUN_GRID_SEARCH"):
+        value = parse_value(params.get(name, False), bool)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}={value!r} is invalid: must be True or False (or true/false, 1/0)")
+        out[name] = value
+    return out
 
 
 def apply_parameters(module: Any, params: Mapping[str, Any], quick: bool = False) -> dict[str, Any]:
-    """Set every module knob in ``params`` that is not None on the module (QUICK caps applied), validate, return them.
+    """Set the module knobs that ``params`` change on the module (QUICK caps applied), validate, return them.
 
-    Raises ConfigError naming the knob before any training (TOP_K > NUM_EXPERTS, negative coefficient,
-    unknown router, a grid that is not a list, ...), and for a malformed HOLDOUT_WORD / HOLDOUT_DATE.
+    Text from papermill is parsed to the knob's type (``-p LR 0.01``, ``-p EXPERT_SKIP false``, ``-p GRID_TOP_K
+    "[1, 2]"``). A parameter left at its default (the parameters cell's value, which is the knob's declared default)
+    or None keeps the module's value, so knobs edited in moe_booststrap.py are what the notebook runs.
+    Raises ConfigError naming the knob before any training (a number given as text that is no number, a list
+    given as a number, TOP_K > NUM_EXPERTS, a negative coefficient, an unknown router, a malformed HOLDOUT_WORD /
+    HOLDOUT_DATE, ...).
     """
-    from wordle_moe.config import ConfigError
-
-    knobs = module_knobs(module)
-    applied = {k: _coerce(k, params[k], getattr(module, k, None)) for k in knobs
-               if params.get(k) is not None}  # None: keep the module's value
+    fields = knob_fields()
+    applied: dict[str, Any] = {}
+    for knob in module_knobs(module):
+        value, f = params.get(knob), fields.get(knob)
+        if value is None:
+            continue  # None: keep the module's value
+        if f is not None:
+            value = parse_value(value, field_type(f))
+            check_value(f, value)
+            if type(value) is type(field_default(f)) and value == field_default(f):
+                continue  # the declared default: keep the module's value (edited there, or set at run time)
+        applied[knob] = value
     if quick:
         for knob, cap in QUICK_CAPS.items():
             value = applied.get(knob, getattr(module, knob, None))
@@ -90,6 +98,27 @@ def apply_parameters(module: Any, params: Mapping[str, Any], quick: bool = False
         setattr(module, knob, value)
     module.config()  # validates every knob together; the message names the offending knob
     return applied
+
+
+def parameter_lines(module: Any) -> list[str]:
+    """The knob lines of the notebook's parameters cell: ``NAME: type = <declared default>  # <help> [<rule>]``, in
+    the module's order. The cell holds these literals so ``papermill --help-notebook`` shows each type, default and
+    meaning (no "=" in a comment: papermill would drop the line); tests/test_notebook.py keeps the cell equal to them."""
+    fields = knob_fields()
+    lines = []
+    for k in module_knobs(module):
+        f = fields[k]
+        lines.append(f"{k}: {field_type(f).__name__} = {_literal(field_default(f))}  # {parameter_help(f)}")
+    return lines
+
+
+def parameter_help(f: Any) -> str:
+    """A knob's one-line help with its rule, e.g. "number of experts [an integer >= 1]"."""
+    return f"{f.metadata['help']} [{rule(f)}]"
+
+
+def _literal(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
 def grid_for_run(module: Any, full: bool) -> dict[str, list]:

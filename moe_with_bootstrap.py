@@ -65,7 +65,7 @@ GATE_INIT: str = "difficulty"  # start of the linear gate: a split by difficulty
 GATE_INIT_SCALE: float = 2.0  # with GATE_INIT difficulty: logit slope per standard deviation of the score [a number above 0]
 EXPERT_INIT: str = "group_mean"  # start of the experts' outputs [one of group_mean | dense | random]
 GATE_LR_SCALE: float = 0.05  # the gate learns at LR·GATE_LR_SCALE (0 freezes the gate at its start) [a number at least 0]
-EXPERT_ORDER: str = "difficulty"  # relabel experts after training: 0 = fewest expected tries [one of difficulty | none]
+EXPERT_ORDER: str = "difficulty"  # relabel experts by expected tries after training [one of difficulty | none]
 DIVERSITY_SCOPE: str = "routed"  # rows the diversity terms average each expert over [one of routed | all]
 INPUT_CLIP: float = 5.0  # standardised inputs clipped to ±INPUT_CLIP (0: no clip) [a number at least 0]
 ROUTING_CE_COEF: float = 0.0  # above 0: extra gate gradient towards the lower cross-entropy expert [a number at least 0]

@@ -160,7 +160,7 @@ class MoEConfig:
     val_fraction: float = knob(0.2, "share of the training rows held out for early stopping", low=0.0, high=1.0,
                                low_open=True, high_open=True)
     seed: int = knob(0, "random seed of every stream (splits, initial weights, dropout, resamples)")
-    capacity_factor: float = knob(1.0, "expert_choice router: rows per expert = CAPACITY_FACTOR·n·k/E", low=0.0,
+    capacity_factor: float = knob(1.0, "expert_choice router: rows per expert are CAPACITY_FACTOR·n·k/E", low=0.0,
                                   low_open=True)
     reputation_beta: float = knob(0.5, "reputation router: weight of the reputation term", low=0.0)
     reputation_gamma: float = knob(0.5, "reputation router: weight of the load term", low=0.0)
@@ -180,7 +180,7 @@ class MoEConfig:
                             choices=EXPERT_INITS)
     gate_lr_scale: float = knob(0.05, "the gate learns at LR·GATE_LR_SCALE (0 freezes the gate at its start)",
                                 low=0.0)
-    expert_order: str = knob("difficulty", "relabel experts after training: 0 = fewest expected tries",
+    expert_order: str = knob("difficulty", "relabel experts by expected tries after training",
                              choices=EXPERT_ORDERS)
     diversity_scope: str = knob("routed", "rows the diversity terms average each expert over",
                                 choices=DIVERSITY_SCOPES)

@@ -7,8 +7,6 @@ a Pipeline, so a scaler is always fitted on the training fold only.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
@@ -183,12 +181,6 @@ class GradientBoostingDistribution(RegressorMixin, BaseEstimator):
         out = np.zeros((len(proba), N_BUCKETS))
         out[:, self.booster_.classes_.astype(int)] = proba  # every label is present, but be explicit
         return _normalised(out)
-
-
-def single_mlp(random_state: int = 0, **params: Any) -> BaseEstimator:
-    """The MoE estimator with one expert and top-1 routing: an MLP-softmax peer trained the same way."""
-    params = {"num_experts": 1, "top_k": 1, "random_state": random_state, **params}
-    return MoEDistributionRegressor(**params)
 
 
 QUICK_PEERS = ("mean_distribution", "softmax_regression")  # the two cheapest peers: QUICK runs keep only these

@@ -1,9 +1,10 @@
-"""Writing the fixed-name output files from computed results, plus the small steps the notebook calls.
+"""Writing the fixed-name output files from computed results: tables, figures and the closing listing.
 
 Computing lives in the engine and in ``analysis/``; this module shapes results into the fixed
 output tables and writes them with the atomic writers of ``wordle_moe.io`` (a crash never leaves
 half a file). Wall-clock timings are kept out of the CSVs (they go to run_manifest.json) so that
-two runs with the same seed write byte-identical CSVs.
+two runs with the same seed write byte-identical CSVs. The notebook's parameters are ``wordle_moe.parameters``,
+its progress bars ``wordle_moe.progress``; the training steps it calls live in the engine (evaluation, persistence).
 """
 from __future__ import annotations
 

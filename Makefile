@@ -38,8 +38,10 @@ screenshot:
 		--disable-component-update --disable-sync --user-data-dir=$$(mktemp -d) --window-size=1280,4000 \
 		--screenshot=$(OUTPUT_DIR)/moe_with_bootstrap.screenshot.png file://$(abspath $(HTML))
 
+# ruff, and the import layers of pyproject.toml (import-linter): no module imports a later stage of the data flow
 lint: setup
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 test: setup lint
 	$(PY) -m pytest -q

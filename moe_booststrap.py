@@ -1,7 +1,10 @@
 """Wordle MoE workbench: the configuration knobs and the public API.
 
 Edit a knob below and call ``moe_booststrap.reload()`` (or set it at run time,
-``moe_booststrap.TOP_K = 2``): every function reads the knobs when it is called.
+``moe_booststrap.TOP_K = 2``): every function here reads the knobs when it is called, and
+``MoEDistributionRegressor()`` when it is built (arguments given to it win). The engine functions
+re-exported as they are (``load_model``, ``save_model``, ``evaluate``, ``intermediates``, ``predict_proba``)
+take no knob. Each knob's type, rule and meaning is declared once, in ``wordle_moe/config.py``.
 The engine lives in the ``wordle_moe`` package; the expert-grouping analysis in ``analysis``.
 
 Command line (also installed as ``wordle-moe``; the code is in ``wordle_moe/cli.py``)::
@@ -11,11 +14,20 @@ Command line (also installed as ``wordle-moe``; the code is in ``wordle_moe/cli.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+
+def main(argv: list[str] | None = None, prog: str = "wordle-moe") -> int:
+    """The command line (``wordle-moe``, ``python moe_booststrap.py``); ``--retrain`` trains with this module's knobs."""
+    import importlib
+
+    from wordle_moe.cli import main as cli_main
+
+    # read when --retrain asks, from the module (imported now if this file runs as a script)
+    return cli_main(argv, prog=prog, config=lambda: importlib.import_module("moe_booststrap").config())
+
 
 if __name__ == "__main__":  # the command line needs none of the imports below: answer from the saved model fast
-    from wordle_moe.cli import main
-
     sys.exit(main(prog="moe_booststrap.py"))
 
 import numpy as np
@@ -71,21 +83,21 @@ GRID_HIDDEN_SIZE = [64, 128]
 GRID_AUX_COEF = [5e-4, 1e-3, 2e-3]
 GRID_DIVERSITY_COEF = [1e-4, 5e-4, 1e-3, 2e-3, 5e-3]
 
-# The engine's public functions, re-exported below; import them after the knobs so that the
-# names above are what users see first.
-from wordle_moe.bootstrap import bootstrap_evaluate  # noqa: E402
-from wordle_moe.bootstrap import bootstrap_predict as _bootstrap_predict  # noqa: E402
-from wordle_moe.bootstrap import bootstrap_summary as _bootstrap_summary  # noqa: E402
-from wordle_moe.estimator import MoEDistributionRegressor  # noqa: E402
-from wordle_moe.persistence import load_model, save_model  # noqa: E402
-from wordle_moe.training import evaluate, intermediates, predict_proba  # noqa: E402
-from wordle_moe.training import train_moe as _train_moe  # noqa: E402
+# The engine's heavier functions are re-exported lazily (module __getattr__ below): the command line, which runs
+# this file, starts without scikit-learn. Re-exported as they are (they take explicit arguments, no knob):
+_ENGINE = {"load_model": "wordle_moe.persistence", "save_model": "wordle_moe.persistence",
+           "evaluate": "wordle_moe.training", "intermediates": "wordle_moe.training",
+           "predict_proba": "wordle_moe.training"}
+if TYPE_CHECKING:  # the lazy re-exports, named for readers and type checkers
+    from wordle_moe.estimator import MoEDistributionRegressor
+    from wordle_moe.persistence import load_model, save_model
+    from wordle_moe.training import evaluate, intermediates, predict_proba
 
 __all__ = [
     "ConfigError", "DataError", "KEY_FEATURES", "MoEConfig", "MoEDistributionRegressor", "PRED_COLUMNS",
     "TRY_COLUMNS", "WordleDataset", "bootstrap_evaluate", "bootstrap_predict", "bootstrap_summary",
     "build_features", "cleaning_log", "config", "distribution_metrics", "evaluate", "feature_columns",
-    "intermediates", "load_dataset", "load_feature_table", "load_model", "load_wordle_data", "predict_proba",
+    "intermediates", "load_dataset", "load_feature_table", "load_model", "load_wordle_data", "main", "predict_proba",
     "predict_word", "reload", "save_model", "target_matrix", "train_moe",
 ]
 
@@ -125,19 +137,62 @@ def _config_and_rest(kwargs: dict[str, Any]) -> tuple[MoEConfig, dict[str, Any]]
 
 def train_moe(X_train, P_train, X_val, P_val, **kwargs: Any):
     """Train one MoE with the current knobs (lower-case keyword arguments override them)."""
+    from wordle_moe.training import train_moe as _train_moe
+
     cfg, rest = _config_and_rest(kwargs)
     return _train_moe(X_train, P_train, X_val, P_val, config=cfg, **rest)
 
 
 def bootstrap_predict(X_train, P_train, X_pred, B: int | None = None, **kwargs: Any):
     """Train BOOTSTRAP_B (or ``B``) replicas as one batched model; returns (P_boot (B, n, 7), info)."""
+    from wordle_moe.bootstrap import bootstrap_predict as _bootstrap_predict
+
     cfg, rest = _config_and_rest(kwargs)
     return _bootstrap_predict(X_train, P_train, X_pred, config=cfg, B=B or cfg.bootstrap_b, seed=cfg.seed, **rest)
 
 
 def bootstrap_summary(P_boot: np.ndarray, ci_level: float | None = None) -> dict[str, np.ndarray]:
     """Mean, std and percentile interval (at BOOTSTRAP_CI unless given) of bootstrap predictions."""
+    from wordle_moe.intervals import bootstrap_summary as _bootstrap_summary
+
     return _bootstrap_summary(P_boot, BOOTSTRAP_CI if ci_level is None else ci_level)
+
+
+def bootstrap_evaluate(P_boot: np.ndarray, P_true: np.ndarray, ci_level: float | None = None) -> dict[str, Any]:
+    """Metrics of the bootstrap mean, interval width and coverage (at BOOTSTRAP_CI unless given)."""
+    from wordle_moe.bootstrap import bootstrap_evaluate as _bootstrap_evaluate
+
+    return _bootstrap_evaluate(P_boot, P_true, BOOTSTRAP_CI if ci_level is None else ci_level)
+
+
+def _knob_estimator() -> type:
+    """MoEDistributionRegressor whose parameters left unset take the knobs in force when it is BUILT (not
+    MoEConfig's defaults): after ``TOP_K = 2``, ``MoEDistributionRegressor()`` is top-2. Cloning keeps the values."""
+    from wordle_moe.estimator import ESTIMATOR_ONLY
+    from wordle_moe.estimator import MoEDistributionRegressor as Engine
+
+    def __init__(self, **params: Any) -> None:
+        knob_params = Engine.from_config(config()).get_params(deep=False)
+        Engine.__init__(self, **{**knob_params, **ESTIMATOR_ONLY, **params})
+
+    __init__.__signature__ = Engine.__init__.__signature__  # the parameters scikit-learn's get_params reads
+    cls = type("MoEDistributionRegressor", (Engine,), {"__init__": __init__, "__module__": __name__,
+                                                       "__doc__": _knob_estimator.__doc__})
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    """The engine's re-exports, imported on first use (PEP 562) and kept."""
+    import importlib
+
+    if name == "MoEDistributionRegressor":
+        value = _knob_estimator()
+    elif name in _ENGINE:
+        value = getattr(importlib.import_module(_ENGINE[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def predict_word(word: str, date: str | None = None, *, retrain: bool = False, B: int | None = None,
@@ -151,7 +206,7 @@ def predict_word(word: str, date: str | None = None, *, retrain: bool = False, B
 
     words = cli.check_words([word])
     if retrain:
-        saved, notes = cli.retrain_ensemble(B, "all")
+        saved, notes = cli.retrain_ensemble(B, "all", config())
     else:
         saved, _, notes = cli.load_ensemble(model_dir)
     frame, more = cli.predict_frame(saved, words, cli.parse_dates([date], ["date"]), population=population)

@@ -32,58 +32,54 @@
 # a crash leaves the earlier outputs intact.
 
 # %% tags=["parameters"]
-QUICK = False                   # small run for tests: epochs, replicas, grid and peers capped
-RUN_GRID_SEARCH = False         # True: the full knob grid (slow); False: a real two-configuration grid
-OUTPUT_DIR = "moe_bootstrap_output"
-FAIL_AT_SECTION = None          # test hook: name of a section that should fail
-# Every knob of moe_booststrap.py, default None: None keeps the value in moe_booststrap.py (edit it there, or set
-# it here or with papermill -p NAME VALUE; a list knob with -y "GRID_TOP_K: [1, 2]" or -p GRID_TOP_K "[1, 2]").
-# Valid values and meanings: the module's comments and the README's configuration section.
-# structure and routing
-NUM_EXPERTS = None
-TOP_K = None
-HIDDEN_SIZE = None
-ROUTER = None                   # topk | noisy_topk | expert_choice | reputation | aux_free_bias
-GATE = None                     # linear | mlp
-ACTIVATION = None               # gelu | relu | swish | tanh
-DROPOUT = None
-GATE_INIT = None
-GATE_INIT_SCALE = None
-EXPERT_INIT = None
-EXPERT_ORDER = None
-EXPERT_SKIP = None
-SKIP_L2 = None
-SKIP_ZERO_MLP = None
-SKIP_INIT = None
-INPUT_CLIP = None
-# losses
-AUX_LOSS_WEIGHT = None
-EXPERT_DIVERSITY_COEF = None
-EXPERT_OUTPUT_DIVERSITY_COEF = None
-EXPERT_JS_DIVERGENCE_COEF = None
-DIVERSITY_SCOPE = None          # routed | all
-ROUTING_CE_COEF = None
-N_WEIGHTING = None              # none | sqrt | log | linear
-# training
-LR = None
-WD = None
-GATE_LR_SCALE = None
-MAX_EPOCHS = None
-PATIENCE = None
-ROUTER_ONLY_EPOCHS = None
-BIAS_UPDATE_RATE = None
-SEED = None
-# bootstrap and the holdout word
-BOOTSTRAP_B = None
-BOOTSTRAP_CI = None
-HOLDOUT_WORD = None             # module default: "eerie"
-HOLDOUT_DATE = None             # module default: "2023-03-01"
-# grids of the full grid search (RUN_GRID_SEARCH=True)
-GRID_NUM_EXPERTS = None
-GRID_TOP_K = None
-GRID_HIDDEN_SIZE = None
-GRID_AUX_COEF = None
-GRID_DIVERSITY_COEF = None
+QUICK: bool = False  # small run for tests: epochs, replicas, grid and peers capped [True or False]
+RUN_GRID_SEARCH: bool = False  # True: the full knob grid (slow); False: a real two-configuration grid [True or False]
+OUTPUT_DIR: str = "moe_bootstrap_output"  # folder of every output [text]
+FAIL_AT_SECTION = None  # test hook: name of a section that should fail
+# Every knob of moe_booststrap.py at its declared default (type, default and meaning also in
+# `papermill --help-notebook moe_with_bootstrap.ipynb`). A knob left at its default (or set to None) keeps the value
+# in moe_booststrap.py, so edit knobs there; set one here or with papermill -p NAME VALUE for one run (a list knob
+# with -y "GRID_TOP_K: [1, 2]" or -p GRID_TOP_K "[1, 2]"; booleans as True/False, true/false or 1/0).
+NUM_EXPERTS: int = 2  # number of experts [an integer at least 1]
+TOP_K: int = 1  # experts each word is routed to (1..NUM_EXPERTS) [an integer at least 1]
+HIDDEN_SIZE: int = 64  # hidden units of each expert's MLP [an integer at least 1]
+AUX_LOSS_WEIGHT: float = 0.001  # weight of the load-balancing loss [a number at least 0]
+EXPERT_DIVERSITY_COEF: float = 0.0005  # weight of the expert-weight diversity loss [a number at least 0]
+EXPERT_OUTPUT_DIVERSITY_COEF: float = 0.02  # weight of the expert-output diversity loss [a number at least 0]
+EXPERT_JS_DIVERGENCE_COEF: float = 0.01  # weight of the JS-divergence term between expert outputs [a number at least 0]
+ROUTER: str = "topk"  # routing rule [one of topk | noisy_topk | expert_choice | reputation | aux_free_bias]
+GATE: str = "linear"  # gating network: linear, or an MLP with LayerNorm [one of linear | mlp]
+ACTIVATION: str = "tanh"  # activation of the experts' hidden layer [one of gelu | relu | swish | tanh]
+DROPOUT: float = 0.3  # dropout on the experts' hidden layer [a number in [0, 1)]
+N_WEIGHTING: str = "none"  # weight words by their reported results [one of none | sqrt | log | linear]
+LR: float = 0.01  # AdamW learning rate [a number above 0]
+WD: float = 0.001  # AdamW weight decay [a number at least 0]
+MAX_EPOCHS: int = 600  # full-batch training steps at most (one epoch is one optimizer step) [an integer at least 1]
+PATIENCE: int = 60  # early stopping: steps without a better validation loss [an integer at least 1]
+ROUTER_ONLY_EPOCHS: int = 0  # above 0 adds a router-only phase with the experts frozen [an integer at least 0]
+EXPERT_SKIP: bool = False  # each expert adds a linear (softmax-regression) path to its MLP [True or False]
+SKIP_L2: float = 0.0  # ridge penalty on the skip path's weights [a number at least 0]
+SKIP_ZERO_MLP: bool = False  # with EXPERT_SKIP: each expert's MLP output starts at zero [True or False]
+SKIP_INIT: str = "zero"  # with EXPERT_SKIP: softmax_regression starts experts linear [one of zero | softmax_regression]
+GATE_INIT: str = "difficulty"  # start of the linear gate: a split by difficulty [one of difficulty | random]
+GATE_INIT_SCALE: float = 2.0  # with GATE_INIT difficulty: logit slope per standard deviation of the score [a number above 0]
+EXPERT_INIT: str = "group_mean"  # start of the experts' outputs [one of group_mean | dense | random]
+GATE_LR_SCALE: float = 0.05  # the gate learns at LR·GATE_LR_SCALE (0 freezes the gate at its start) [a number at least 0]
+EXPERT_ORDER: str = "difficulty"  # relabel experts by expected tries after training [one of difficulty | none]
+DIVERSITY_SCOPE: str = "routed"  # rows the diversity terms average each expert over [one of routed | all]
+INPUT_CLIP: float = 5.0  # standardised inputs clipped to ±INPUT_CLIP (0: no clip) [a number at least 0]
+ROUTING_CE_COEF: float = 0.0  # above 0: extra gate gradient towards the lower cross-entropy expert [a number at least 0]
+BIAS_UPDATE_RATE: float = 0.001  # aux_free_bias router: selection-bias step per training step [a number in (0, 1)]
+SEED: int = 0  # random seed of every stream (splits, initial weights, dropout, resamples) [an integer]
+BOOTSTRAP_B: int = 200  # bootstrap replicas (trained as one batched model) [an integer at least 1]
+BOOTSTRAP_CI: float = 0.95  # level of the bootstrap and predictive intervals [a number in (0, 1)]
+HOLDOUT_WORD: str = "eerie"  # five-letter word predicted with both intervals in the holdout section [text]
+HOLDOUT_DATE: str = "2023-03-01"  # date (YYYY-MM-DD) of the holdout prediction [text]
+GRID_NUM_EXPERTS: list = [2, 3, 4]  # full grid search: NUM_EXPERTS values [a non-empty list]
+GRID_TOP_K: list = [1, 2]  # full grid search: TOP_K values [a non-empty list]
+GRID_HIDDEN_SIZE: list = [64, 128]  # full grid search: HIDDEN_SIZE values [a non-empty list]
+GRID_AUX_COEF: list = [0.0005, 0.001, 0.002]  # full grid search: AUX_LOSS_WEIGHT values [a non-empty list]
+GRID_DIVERSITY_COEF: list = [0.0001, 0.0005, 0.001, 0.002, 0.005]  # full grid: diversity coefs [a non-empty list]
 
 # %% [markdown]
 # The next cell applies the parameters to the module (`moe_booststrap.NUM_EXPERTS = ...`), validates them —
@@ -97,6 +93,10 @@ GRID_DIVERSITY_COEF = None
 _GIVEN = [n for n in list(globals()) if not n.startswith("_") and n not in get_ipython().user_ns_hidden]
 from pathlib import Path
 
+from wordle_moe.progress import configure_progress
+
+PROGRESS = configure_progress()  # before any engine import: widget bars in JupyterLab, text lines in papermill's log
+
 import numpy as np
 import pandas as pd
 import torch
@@ -104,21 +104,21 @@ from IPython.display import Image, display
 
 import analysis
 import moe_booststrap as mb
-from wordle_moe import embeddings, paths, report, search, stability
+from wordle_moe import agreement, embeddings, evaluation, parameters, paths, persistence, report, search
 from wordle_moe.dataset import feature_rows, training_date_range
+from wordle_moe.intervals import predictive_interval
 from wordle_moe.manifest import RunManifest
-from wordle_moe.persistence import predictive_interval
 
 ROOT = Path(mb.__file__).resolve().parent  # the project folder (installed editable by `make setup`)
-PROGRESS = report.configure_progress()  # widget bars in JupyterLab, text lines in papermill's log
 torch.set_num_threads(1)  # the model is tiny and full-batch: one thread is fastest, more oversubscribe the cores
-PARAMS = {name: globals()[name] for name in report.notebook_parameters(mb)}
+PARAMS = {name: globals()[name] for name in parameters.notebook_parameters(mb)}
 OUT = Path(OUTPUT_DIR) if Path(OUTPUT_DIR).is_absolute() else ROOT / OUTPUT_DIR
 OUT.mkdir(parents=True, exist_ok=True)
 run = RunManifest(OUT, parameters=PARAMS, seed=mb.SEED if SEED is None else SEED, fail_at=FAIL_AT_SECTION)
 with run.section("parameters"):
-    report.check_parameter_names(_GIVEN, mb)  # stops on a name that is no knob and no switch, naming it
-    applied = report.apply_parameters(mb, PARAMS, quick=QUICK)
+    parameters.check_parameter_names(_GIVEN, mb)  # stops on a name that is no knob and no switch, naming it
+    QUICK, RUN_GRID_SEARCH = parameters.parse_switches(PARAMS).values()  # "false" is False, never a QUICK run
+    applied = parameters.apply_parameters(mb, PARAMS, quick=QUICK)
     CFG = mb.config()
     run.note("applied_to_module", applied)
     run.note("config", CFG.to_dict())
@@ -178,7 +178,7 @@ display(holdout_features[["word", "date", "date_used", *mb.KEY_FEATURES]])
 
 # %%
 with run.section("training"):
-    split = report.forecast_split(data.dates, seed=SEED, val_fraction=CFG.val_fraction)
+    split = evaluation.forecast_split(data.dates, seed=SEED, val_fraction=CFG.val_fraction)
     tr, va, te = split["train"], split["val"], split["test"]
     model, info = mb.train_moe(X[tr], P[tr], X[va], P[va], n_reported=data.n_reported[tr],
                                n_reported_val=data.n_reported[va], verbose=True)
@@ -214,7 +214,7 @@ display(Image(OUT / "moe_training_history.png"))
 
 # %%
 with run.section("evaluation"):
-    comparison = report.compare_with_peers(X, P, data.dates, CFG, quick=QUICK, seed=SEED, progress=True)
+    comparison = evaluation.compare_with_peers(X, P, data.dates, CFG, quick=QUICK, seed=SEED, progress=True)
     report.write_table(comparison, OUT, "model_comparison.csv")
 show = [c for c in comparison.columns if c in ("protocol", "model", "mode", "n_folds") or c.endswith("_mean")]
 display(comparison[show])
@@ -247,7 +247,7 @@ with run.section("bootstrap"):
                                              progress=True)
     summary = mb.bootstrap_summary(P_boot)
     # saved for `predict` (with the held-out residuals of its predictive interval: 5 single-model fits)
-    saved_boot = report.save_ensemble(OUT / "model" / "bootstrap", boot_info["models"][0], data, CFG,
+    saved_boot = persistence.save_ensemble(OUT / "model" / "bootstrap", boot_info["models"][0], data, CFG,
                                       extra={"population": "mcm", "populations": ["mcm"]})
     residuals = mb.load_model(saved_boot).residuals
     pred_low, pred_high = predictive_interval(summary["mean"], summary["low"], summary["high"], residuals,
@@ -295,7 +295,7 @@ display(Image(OUT / names["violin"]))
 # %%
 with run.section("grid_search"):
     SEARCH_CV = 2 if QUICK else (5 if RUN_GRID_SEARCH else 3)
-    grid = report.grid_for_run(mb, full=RUN_GRID_SEARCH)
+    grid = parameters.grid_for_run(mb, full=RUN_GRID_SEARCH)
     grid_results = search.grid_search(X, P, grid, base_config=CFG, cv=SEARCH_CV,
                                       n_jobs=1 if QUICK else 2, seed=SEED, n_reported=data.n_reported,
                                       progress=True)
@@ -351,9 +351,9 @@ with run.section("analysis_assignment"):
     topk_table = analysis.topk_assignment(WORDS, inter)
     report.write_assignment(topk_table, OUT, "topk")
     # every bootstrap replica routes all words; labels anchored on this model's routed mean outputs
-    grouping = stability.grouping_stability(stability.replica_routing(boot_info["models"], X),
-                                            reference=analysis.mean_expert_outputs(inter["expert_outputs"],
-                                                                                   inter["gates"]), seed=SEED)
+    grouping = agreement.grouping_stability(agreement.replica_routing(boot_info["models"], X),
+                                            reference=agreement.routed_mean_outputs(inter["expert_outputs"],
+                                                                                    inter["gates"])[0], seed=SEED)
     stability_frame = analysis.stability_table(WORDS, grouping)
     reproduced_topk = analysis.reproduced_words(topk_table["primary_expert"], stability_frame)
 weight_cols = [c for c in topk_table.columns if c.endswith("_weight")]
@@ -589,7 +589,7 @@ with run.section("beyond_2022_model"):
     routing_table = forecast.routing_summary(routing)
     split_share = forecast.routing_split_share(routing)
     first_day, last_day = training_date_range(data_all)
-    saved_all = report.save_ensemble(
+    saved_all = persistence.save_ensemble(
         OUT / "model" / "all_sources", all_sources.bootstrap_models_[0], data_all, CFG, residuals=c_fc["residuals"],
         data_files={"mcm": paths.RAW_DATA, "wordlebot": WORDLEBOT_DATA, "answers": paths.ANSWERS,
                     "allowed": paths.ALLOWED},

@@ -14,7 +14,7 @@ from analysis.assignment import (
 )
 from analysis.decomposition import plot_sample_expert_decomposition
 from analysis.diagnosis import constructed_unused_expert_intermediates, diagnose_expert_usage, explain_expert_usage
-from analysis.ranks import mean_expert_outputs, plot_expert_parallel_coordinates
+from analysis.ranks import plot_expert_parallel_coordinates
 from analysis.run_figures import plot_holdout_bar_ci, plot_holdout_violin, plot_training_history
 from analysis.stability import (
     plot_assignment_stability,
@@ -34,7 +34,7 @@ from analysis.wordclouds import plot_expert_wordclouds, wordcloud_available
 __all__ = [
     "apply_style", "assignment_columns", "constructed_unused_expert_intermediates", "diagnose_expert_usage",
     "expert_colors", "expert_feature_statistics", "expert_prediction_statistics", "explain_expert_usage",
-    "mean_expert_outputs", "ownership_counts", "plot_assignment_stability", "plot_expert_parallel_coordinates",
+    "ownership_counts", "plot_assignment_stability", "plot_expert_parallel_coordinates",
     "plot_expert_wordclouds", "plot_feature_distributions", "plot_holdout_bar_ci", "plot_holdout_violin",
     "plot_prediction_distributions",
     "plot_sample_expert_decomposition", "plot_training_history", "reproduced_words", "softmax_assignment",

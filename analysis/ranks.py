@@ -12,10 +12,10 @@ import numpy as np
 from scipy.stats import rankdata
 
 from analysis.style import BUCKET_TICKS, expert_colors, new_figure
-from wordle_moe.stability import routed_mean_outputs
+from wordle_moe.agreement import routed_mean_outputs
 
 
-def mean_expert_outputs(expert_outputs: np.ndarray, gates: np.ndarray | None = None) -> np.ndarray:
+def _mean_outputs(expert_outputs: np.ndarray, gates: np.ndarray | None = None) -> np.ndarray:
     """(E,7) mean output of each expert. With ``gates`` (n,E) — use the sparse Top-K gates — the gate-weighted
     mean over the words the expert handles (what it predicts where it is used); an expert whose gate is 0 on
     every word gets a NaN row. Without gates: the plain mean over ALL words (a diagnostic only: it includes
@@ -65,7 +65,7 @@ def plot_expert_parallel_coordinates(expert_outputs: np.ndarray | Mapping[str, n
         gates = expert_outputs.get("gates") if gates is None else gates
         expert_outputs = expert_outputs["expert_outputs"]
     diagnostic = np.ndim(expert_outputs) == 3 and gates is None
-    s = expert_rank_summary(mean_expert_outputs(expert_outputs, gates))
+    s = expert_rank_summary(_mean_outputs(expert_outputs, gates))
     E = s["ranks"].shape[0]
     live = np.isfinite(s["mean_outputs"]).all(axis=1)
     colors = expert_colors(E)

@@ -1,6 +1,6 @@
 """Does the expert grouping reproduce? The bootstrap replicas' consensus grouping as a table, a verdict and a figure.
 
-The numbers come from ``wordle_moe.stability.grouping_stability`` (labels aligned across replicas,
+The numbers come from ``wordle_moe.agreement.grouping_stability`` (labels aligned across replicas,
 consensus, pairwise adjusted Rand index (ARI) and its random baseline); this module shapes them for
 readers. A word is "reproduced" for a model's grouping when the consensus of the replicas puts it with
 the same expert and at least half of the replicas agree.
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.style import expert_colors, new_figure
-from wordle_moe.stability import GroupingStability, co_assignment
+from wordle_moe.agreement import GroupingStability, co_assignment
 
 # ARI >= 0.65 is "moderate" agreement or better in the clustering literature (Steinley 2004); < 0.2 is close
 # to what unrelated partitions of these sizes give.

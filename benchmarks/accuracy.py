@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 
 from wordle_moe import evaluation  # noqa: E402
 from wordle_moe.baselines import make_peers  # noqa: E402
+from wordle_moe.config import MoEConfig  # noqa: E402
 from wordle_moe.io import save_figure, write_csv, write_json  # noqa: E402
 from wordle_moe.paths import OUTPUT_DIR  # noqa: E402
 
@@ -53,15 +54,13 @@ def moe_models(knobs: dict, n_bootstrap: int, seed: int = 0) -> tuple[dict, dict
 
 
 def peer_models(knobs: dict, seed: int = 0, quick: bool = False) -> dict:
-    """The peer models; the single MLP shares the MoE's training knobs (one expert, top-1)."""
-    peers = make_peers(random_state=seed, include_mlp=False)
+    """The peer line-up of baselines.make_peers; the single MLP shares the MoE's training knobs (one expert, top-1).
+    The MoE entries under test are added by moe_models."""
+    peers = make_peers(MoEConfig().replace(**knobs, seed=seed), random_state=seed)
+    del peers["moe"]
     if quick:
         peers["random_forest"].set_params(n_estimators=100)
         peers["gradient_boosting"].set_params(max_iter=60)
-    from wordle_moe.baselines import single_mlp
-
-    mlp_knobs = {k: v for k, v in knobs.items() if k not in ("num_experts", "top_k")}
-    peers["single_mlp"] = single_mlp(random_state=seed, **mlp_knobs)
     return peers
 
 
@@ -153,7 +152,7 @@ def run_nested(ds, knobs: dict, outer_folds: int = 15, inner_cv: int = 3, seed: 
     base = MoEDistributionRegressor(**{**knobs, **GRID_SCHEDULE}, n_bootstrap=0, calibration_cv=0,
                                     random_state=seed)
     nested = GridSearchCV(base, NESTED_GRID, cv=KFold(inner_cv, shuffle=True, random_state=seed), refit=True)
-    softmax = make_peers(random_state=seed, include_mlp=False)["softmax_regression"]
+    softmax = make_peers(random_state=seed)["softmax_regression"]
     splits = evaluation.protocol_splits("A", len(ds.X), random_state=seed)[:outer_folds]
     rows, chosen = [], []
     for fold, tr, te in splits:
@@ -188,7 +187,7 @@ def run_default(ds, n_bootstrap: int, seed: int = 0) -> dict:
     regression, on protocol A (5-fold x 3) and B, with calibrated intervals: the figures to read beside the tuned
     configuration's."""
     moe, calibrators = moe_models({}, n_bootstrap, seed)
-    models = {"softmax_regression": make_peers(random_state=seed, include_mlp=False)["softmax_regression"], **moe}
+    models = {"softmax_regression": make_peers(random_state=seed)["softmax_regression"], **moe}
     tables = []
     for protocol in evaluation.PROTOCOLS:
         splits = evaluation.protocol_splits(protocol, len(ds.X), ds.dates)

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     import matplotlib.pyplot as plt
 
     from analysis.stability import plot_assignment_stability
-    from wordle_moe.stability import co_assignment, grouping_stability
+    from wordle_moe.agreement import co_assignment, grouping_stability
 
     routing = synthetic_routing(args.replicas, args.words, args.experts)
     best = {"grouping_stability": np.inf, "co_assignment": np.inf, "figure": np.inf}

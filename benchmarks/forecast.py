@@ -21,7 +21,8 @@ from common import RESULTS_DIR, machine_info, publish  # noqa: E402
 from sklearn.base import BaseEstimator, RegressorMixin, clone  # noqa: E402
 
 from wordle_moe import evaluation, forecast, metrics  # noqa: E402
-from wordle_moe.baselines import fit_estimator, make_peers, single_mlp  # noqa: E402
+from wordle_moe.baselines import make_peers  # noqa: E402
+from wordle_moe.crossfit import fit_estimator  # noqa: E402
 
 # Levers measured on the MoE (knob overrides of the module's defaults); "hard_mode" adds the hard-mode days
 # as a third population to the training rows (the test rows stay the normal-mode WordleBot days).
@@ -101,13 +102,12 @@ def rps_of(est, ds, train, test) -> float:
 
 
 def protocol_c(ds, B: int, seed: int, quick: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    models = make_peers(random_state=seed, include_mlp=False)
-    if not quick:
-        models["single_mlp"] = single_mlp(random_state=seed, n_bootstrap=0, calibration_cv=0,
-                                          **{k: v for k, v in moe({}, 0).get_params().items()
-                                             if k not in ("num_experts", "top_k", "n_bootstrap", "calibration_cv",
-                                                          "random_state")})
-    models["moe_bootstrap"] = moe({}, B, seed)
+    import moe_booststrap as mb
+
+    models = make_peers(mb.config(seed=seed), random_state=seed, moe_replicas=B)  # the notebook's line-up
+    if quick:
+        del models["single_mlp"]
+    models["moe_bootstrap"] = models.pop("moe")
     return forecast.protocol_c_comparison(models, "moe_bootstrap", ds.X, ds.P, ds.dates, ds.population, ds.words,
                                           calibration_estimator=moe({}, 0, seed), seed=seed)
 

@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from common import machine_info, publish, timed  # noqa: E402
 
+from wordle_moe.agreement import mean_pairwise_ari, primary_experts, random_baseline_ari, replica_routing  # noqa: E402
 from wordle_moe.bootstrap import fit_bootstrap, predict_bootstrap  # noqa: E402
 from wordle_moe.config import MoEConfig  # noqa: E402
 from wordle_moe.metrics import rps  # noqa: E402
-from wordle_moe.stability import mean_pairwise_ari, primary_experts, random_baseline_ari, replica_routing  # noqa: E402
 from wordle_moe.training import predict_proba, train_moe  # noqa: E402
 
 ABSURD_SHARE = 0.65          # no observed word has more than 0.49 of its players in one bucket

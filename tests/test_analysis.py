@@ -298,7 +298,7 @@ def test_wordcloud_bars_grey_out_words_not_reproduced(monkeypatch):
 
 
 def _stability_result(flip: float, seed: int = 0, R: int = 12, n: int = 60):
-    from wordle_moe.stability import grouping_stability
+    from wordle_moe.agreement import grouping_stability
 
     rng = np.random.default_rng(seed)
     truth = np.arange(n) % 3
@@ -323,7 +323,7 @@ def test_stability_table_verdict_and_figure():
     noisy = _stability_result(1.0)
     assert "NOT reproducible" in analysis.stability_verdict(noisy)
     assert f"{noisy.baseline_ari:.3f}" in analysis.stability_verdict(noisy)
-    from wordle_moe.stability import grouping_stability
+    from wordle_moe.agreement import grouping_stability
 
     one = grouping_stability({"gates": np.ones((4, 10, 1)), "expert_outputs": np.full((4, 10, 1, 7), 1 / 7)})
     assert one.mean_ari == 1 and "no grouping to reproduce" in analysis.stability_verdict(one)
@@ -371,7 +371,7 @@ def test_wordcloud_fallback_when_package_missing(monkeypatch, capsys):
 
 
 def test_wordcloud_real_package_draws_images():
-    pytest.importorskip("wordcloud")
+    import wordcloud  # noqa: F401  (a core dependency: missing, the test fails)
     inter = make_intermediates(30, 3, 2, last=2)
     fig = analysis.plot_expert_wordclouds(analysis.topk_assignment(make_words(30), inter))
     assert len(fig.axes[0].images) == 1 and len(fig.axes[2].images) == 0  # expert 2 empty panel

@@ -12,9 +12,9 @@ from wordle_moe.baselines import (
     MeanDistribution,
     RandomForestDistribution,
     SoftmaxRegression,
-    fit_estimator,
     make_peers,
 )
+from wordle_moe.crossfit import fit_estimator
 
 
 def _toy(n: int = 60, d: int = 3, seed: int = 0):
@@ -124,9 +124,23 @@ def test_bad_input_is_rejected():
 
 def test_make_peers_with_pipeline_and_weights():
     X, P = _toy(50)
-    peers = make_peers(random_state=0, include_mlp=False)
+    peers = make_peers(random_state=0)
     assert set(peers) == {"mean_distribution", "softmax_regression", "random_forest", "gradient_boosting"}
     model = fit_estimator(peers["softmax_regression"], X * 100 + 5, P, sample_weight=np.ones(50))
     # scaler inside the pipeline: the regression sees standardised inputs, so results equal unscaled-input fit
     direct = SoftmaxRegression(alpha=1e-2).fit((X - X.mean(0)) / X.std(0), P)
     np.testing.assert_allclose(model.predict(X[:5] * 100 + 5), direct.predict((X[:5] - X.mean(0)) / X.std(0)), atol=1e-6)
+
+
+def test_make_peers_with_a_config_adds_the_moe_and_its_single_expert_twin():
+    from wordle_moe.config import MoEConfig
+
+    cfg = MoEConfig(num_experts=3, top_k=2, seed=7)
+    full = make_peers(cfg, moe_replicas=5, mlp_replicas=2)
+    assert list(full) == ["mean_distribution", "softmax_regression", "random_forest", "gradient_boosting",
+                          "single_mlp", "moe"]
+    assert (full["moe"].num_experts, full["moe"].top_k, full["moe"].n_bootstrap, full["moe"].random_state) == (3, 2, 5, 7)
+    assert (full["single_mlp"].num_experts, full["single_mlp"].top_k, full["single_mlp"].n_bootstrap) == (1, 1, 2)
+    assert full["random_forest"].random_state == 7  # the config's seed unless random_state is given
+    quick = make_peers(cfg, quick=True)
+    assert list(quick) == ["mean_distribution", "softmax_regression", "moe"]

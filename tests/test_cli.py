@@ -31,8 +31,8 @@ def model_dir(tmp_path_factory):
     return path
 
 
-def run(capsys, *argv):
-    code = cli.main(["predict", *argv])
+def run(capsys, *argv, main=cli.main):
+    code = main(["predict", *argv])
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -155,9 +155,20 @@ def test_retrain_uses_the_module_knobs(capsys, monkeypatch):
 
     for knob, value in (("MAX_EPOCHS", 5), ("PATIENCE", 2), ("HIDDEN_SIZE", 4)):
         monkeypatch.setattr(mb, knob, value)
-    code, out, err = run(capsys, "crane", "--date", "2022-05-01", "--retrain", "--B", "2", "--sources", "mcm")
+    code, out, err = run(capsys, "crane", "--date", "2022-05-01", "--retrain", "--B", "2", "--sources", "mcm",
+                         main=mb.main)  # the `wordle-moe` command: the facade passes its knobs to the command line
     assert code == 0 and "retrained: 2 replicas on 359 rows (mcm sources), not saved" in err
     assert "hidden 4" in out and "model: retrained now (2 bootstrap replicas" in out
+
+
+def test_retrain_uses_the_config_it_is_given(capsys):
+    """The command line never imports the facade: it trains with the MoEConfig its caller passes."""
+    from wordle_moe.config import MoEConfig
+
+    cfg = MoEConfig(max_epochs=5, patience=2, hidden_size=3)
+    code, out, _ = run(capsys, "crane", "--date", "2022-05-01", "--retrain", "--B", "2", "--sources", "mcm",
+                       main=lambda argv: cli.main(argv, config=cfg))
+    assert code == 0 and "hidden 3" in out
 
 
 def test_module_script_and_predict_word_use_the_saved_model(model_dir, capsys):

@@ -66,3 +66,38 @@ def test_expert_skip_knobs_default_off_and_validate():
     with pytest.raises(ConfigError, match="SKIP_L2"):
         MoEConfig(skip_l2=-1.0).validate()
     assert MoEConfig.from_mapping({"EXPERT_SKIP": True}).validate().expert_skip is True
+
+
+def test_every_knob_declares_a_type_a_help_line_and_a_rule():
+    """The one configuration table: each field of MoEConfig and RunKnobs has a known type and a one-line help without
+    "=" (papermill's --help-notebook drops such a line), and its default keeps its own rule."""
+    from wordle_moe.config import check_value, field_default, field_type, knob_fields, rule
+
+    for name, f in knob_fields().items():
+        assert field_type(f) in (bool, int, float, str, list), name
+        assert f.metadata["help"] and "\n" not in f.metadata["help"], name
+        assert "=" not in f.metadata["help"] + rule(f), name
+        check_value(f, field_default(f))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"num_experts": "2"}, "NUM_EXPERTS='2' is invalid: must be an integer at least 1"),
+    ({"lr": "fast"}, "LR='fast' is invalid: must be a number above 0"),
+    ({"dropout": [0.1]}, r"DROPOUT=\[0.1\] is invalid: must be a number in \[0, 1\)"),
+    ({"expert_skip": 1}, "EXPERT_SKIP=1 is invalid: must be True or False"),
+    ({"hidden_size": 64.0}, "HIDDEN_SIZE=64.0 is invalid"),
+    ({"router": 3}, "ROUTER=3 is invalid: must be one of topk"),
+])
+def test_validate_checks_types_from_the_metadata(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        MoEConfig().replace(**changes).validate()
+
+
+def test_parse_value_reads_what_people_type():
+    from wordle_moe.config import parse_value
+
+    assert [parse_value(v, bool) for v in ("false", "FALSE", "0", "no", "true", "1", "Yes", 0, 1, True)] == \
+        [False, False, False, False, True, True, True, False, True, True]
+    assert parse_value("maybe", bool) == "maybe" and parse_value(2, bool) == 2  # left for validate() to name
+    assert parse_value("3", int) == 3 and parse_value("1e-3", float) == 1e-3 and parse_value("[1, 2]", list) == [1, 2]
+    assert parse_value("two", int) == "two" and parse_value("1, 2, oops", list) == "1, 2, oops"

@@ -13,7 +13,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from tests.synthetic import softmax_linear_data
 from wordle_moe.config import ConfigError, MoEConfig
-from wordle_moe.estimator import ESTIMATOR_ONLY, NOT_PARAMETERS, RENAMED, MoEDistributionRegressor, predictive_interval
+from wordle_moe.estimator import ESTIMATOR_ONLY, NOT_PARAMETERS, RENAMED, MoEDistributionRegressor
 from wordle_moe.metrics import rps
 
 FAST = dict(hidden_size=8, max_epochs=20, patience=5)
@@ -256,17 +256,6 @@ def test_predictive_interval_without_residuals_or_bootstrap_fails_clearly():
     with pytest.raises(ValueError, match="calibration_cv"):
         est.predict_interval(X)
     est.predict_interval(X, kind="mean")  # still available
-
-
-def test_predictive_interval_math():
-    mean = np.array([[0.2, 0.8]])
-    resid = np.array([[-0.1, 0.0], [0.0, 0.05], [0.1, -0.05]] * 10)
-    lo, hi = predictive_interval(mean, mean - 0.01, mean + 0.01, resid, ci_level=0.5)
-    q_lo, q_hi = np.quantile(resid, [0.25, 0.75], axis=0)
-    np.testing.assert_allclose(lo, np.minimum(mean - 0.01, mean + q_lo))
-    np.testing.assert_allclose(hi, np.maximum(mean + 0.01, mean + q_hi))
-    with pytest.raises(ValueError, match="ci_level"):
-        predictive_interval(mean, mean, mean, resid, ci_level=1.0)
 
 
 # --- in scikit-learn's tools ------------------------------------------------------------------------

@@ -119,21 +119,6 @@ def test_summarise_means_and_stds():
     assert s.loc["m", "n_folds"] == 3
 
 
-def test_calibrated_interval_is_residual_quantiles_enveloping_the_bootstrap_interval():
-    mean = np.full((2, 7), 0.2)
-    resid = np.tile(np.linspace(-0.1, 0.1, 201)[:, None], (1, 7))  # 2.5% / 97.5% quantiles: -0.095 / +0.095
-    lo, hi = evaluation.calibrated_interval(mean, mean - 0.03, mean + 0.04, resid, 0.95)
-    np.testing.assert_allclose(lo, 0.2 - 0.095)
-    np.testing.assert_allclose(hi, 0.2 + 0.095)
-    # a bootstrap interval wider than the residual spread is kept
-    lo, hi = evaluation.calibrated_interval(mean, mean - 0.15, mean + 0.01, resid, 0.95)
-    np.testing.assert_allclose(lo, 0.05)
-    np.testing.assert_allclose(hi, 0.295)
-    lo0, _ = evaluation.calibrated_interval(np.full((1, 7), 0.01), np.full((1, 7), 0.0),
-                                            np.full((1, 7), 0.02), resid, 0.95)
-    assert (lo0 >= 0).all()  # clipped to valid shares
-
-
 def test_interval_coverage_counts_cells():
     P = np.array([[0.1, 0.5], [0.3, 0.9]])
     assert evaluation.interval_coverage(P, np.zeros_like(P) + 0.2, np.ones_like(P) * 0.6) == pytest.approx(0.5)
@@ -180,3 +165,12 @@ def test_n_reported_reaches_estimators_that_accept_it_training_rows_only():
                                n_reported=counts, progress=False)
     [got] = CountingEstimator.received
     np.testing.assert_array_equal(got, counts[np.flatnonzero(dates < "2022-10-01")])
+
+
+def test_forecast_split_is_disjoint_and_seeded():
+    dates = pd.date_range("2022-09-01", periods=60, freq="D")
+    a = evaluation.forecast_split(dates, seed=3)
+    b = evaluation.forecast_split(dates, seed=3)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert len(a["test"]) == 30 and (dates[a["test"]] >= "2022-10-01").all()
+    assert not set(a["train"]) & set(a["val"]) and len(a["train"]) + len(a["val"]) == 30

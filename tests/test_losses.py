@@ -132,13 +132,13 @@ def test_routed_expert_means_weight_each_expert_by_its_sparse_gate():
     gates[:, :3, 0], gates[:, 3:, 1] = 1.0, 0.6
     gates[:, 3:, 2] = 0.4
     gates[1, :, 2] = 0.0                      # replica 1: expert 2 handles no row -> its all-row mean
-    got = losses.expert_mean_outputs(_t(out), _t(w), _t(gates)).numpy()
+    got = losses.routed_mean_outputs(_t(out), _t(w), _t(gates)).numpy()
     for r in range(2):
         for e in range(3):
             gw = gates[r, :, e] * w[r]
             want = (gw @ out[r, :, e]) / gw.sum() if gw.sum() > 0 else (w[r] @ out[r, :, e]) / w[r].sum()
             np.testing.assert_allclose(got[r, e], want, rtol=1e-10)
-    np.testing.assert_allclose(losses.expert_mean_outputs(_t(out), _t(w)).numpy(),
+    np.testing.assert_allclose(losses.routed_mean_outputs(_t(out), _t(w)).numpy(),
                                np.einsum("rn,rnec->rec", w, out) / w.sum(1)[:, None, None], rtol=1e-10)
 
 
@@ -149,7 +149,7 @@ def _loss(logits, gates, w, scope):
     """Mixture cross-entropy + out_div + JS of the experts' mean outputs under a DIVERSITY_SCOPE."""
     outs = torch.softmax(logits, dim=-1)
     g = losses.scope_gates({"gates": gates}, scope)
-    means = losses.expert_mean_outputs(outs, w, g)
+    means = losses.routed_mean_outputs(outs, w, g)
     ce = losses.soft_cross_entropy((gates.unsqueeze(-1) * outs).sum(2), TYPICAL.expand(w.shape[1], 7), w)
     return (ce + losses.mean_pairwise_cosine(means) + losses._js_of_means(means)).sum()
 
@@ -196,7 +196,7 @@ def test_loss_terms_use_the_configured_scope():
     params = torch.randn(1, 2, 5)
     for scope, g in (("routed", gates), ("all", None)):
         terms = losses.loss_terms(out, P, w, w, params, MoEConfig(diversity_scope=scope))
-        means = losses.expert_mean_outputs(outs, w, g)
+        means = losses.routed_mean_outputs(outs, w, g)
         torch.testing.assert_close(terms["out_div"], losses.mean_pairwise_cosine(means))
         torch.testing.assert_close(terms["js"], losses._js_of_means(means))
     routed = losses.loss_terms(out, P, w, w, params, MoEConfig())["js"]

@@ -10,16 +10,16 @@ import json
 import time
 from pathlib import Path
 
+import jupytext
+import nbformat
 import numpy as np
 import pandas as pd
+import papermill
 import pytest
 
-papermill = pytest.importorskip("papermill")
-nbformat = pytest.importorskip("nbformat")
-
-from analysis.assignment import relative_ownership, topk_gates_from_scores  # noqa: E402
-from wordle_moe import report  # noqa: E402
-from wordle_moe.paths import PRED_COLUMNS  # noqa: E402
+from analysis.assignment import relative_ownership, topk_gates_from_scores
+from wordle_moe import parameters, progress, report
+from wordle_moe.paths import PRED_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "moe_with_bootstrap.ipynb"
@@ -58,7 +58,6 @@ def _code_and_markdown(nb) -> list[tuple[str, str, tuple[str, ...]]]:
 
 def test_notebook_and_its_text_twin_are_in_sync():
     """moe_with_bootstrap.py and .ipynb hold the same cells (run `make notebook` after editing either)."""
-    jupytext = pytest.importorskip("jupytext")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert nb.metadata["jupytext"]["formats"] == "ipynb,py:percent"  # paired: JupyterLab saves both
     twin = jupytext.read(SOURCE, fmt="py:percent")
@@ -69,7 +68,7 @@ def _parameters_cell_values() -> dict:
     nb = nbformat.read(NOTEBOOK, as_version=4)
     values: dict = {}
     exec(next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source, {}, values)
-    return values
+    return {k: v for k, v in values.items() if not k.startswith("_")}  # not __annotations__
 
 
 def test_committed_notebook_has_no_outputs_and_one_tagged_parameters_cell():
@@ -90,43 +89,71 @@ def test_every_module_knob_is_a_notebook_parameter():
     assert {"ACTIVATION", "DROPOUT", "GATE", "N_WEIGHTING", "INPUT_CLIP", "EXPERT_SKIP", "SKIP_L2", "SKIP_ZERO_MLP",
             "ROUTER_ONLY_EPOCHS", "ROUTING_CE_COEF", "BIAS_UPDATE_RATE", "GRID_TOP_K"} <= knobs
     assert "KEY_FEATURES" not in knobs  # re-exported constants are not knobs
-    missing, stale = sorted(knobs - set(values)), sorted(set(values) - knobs - set(report.NOTEBOOK_SWITCHES))
+    missing, stale = sorted(knobs - set(values)), sorted(set(values) - knobs - set(parameters.NOTEBOOK_SWITCHES))
     assert not missing and not stale, f"add to the parameters cell: {missing}; remove: {stale}"
-    assert set(values) == set(report.notebook_parameters(mb))
+    assert set(values) == set(parameters.notebook_parameters(mb))
 
 
-def test_parameter_defaults_defer_to_the_module():
-    """Knob parameters default to None, so values edited in moe_booststrap.py are what the notebook runs."""
+def test_parameters_cell_holds_the_declared_defaults_with_their_help():
+    """The parameters cell's knob lines are the module's knobs at MoEConfig's / RunKnobs' declared defaults, each
+    with its type and one-line help [rule] (what `papermill --help-notebook` shows): one table, three views."""
+    import importlib
+
     import moe_booststrap as mb
 
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source.splitlines()
+    knob_lines = [line for line in cell if line.split(":")[0] in set(parameters.module_knobs(mb))]
+    assert knob_lines == parameters.parameter_lines(mb), "regenerate the cell from parameters.parameter_lines"
+    fresh = importlib.reload(importlib.import_module("moe_booststrap"))  # the values in the file
     values = _parameters_cell_values()
-    for knob in report.module_knobs(mb):
-        assert values[knob] is None, knob
+    assert {k: values[k] for k in fresh.knobs()} == fresh.knobs()
+    assert all("=" not in line.split("#", 1)[1] for line in knob_lines)  # papermill's --help-notebook drops those
+
+
+def test_papermill_help_shows_type_default_and_meaning_of_every_parameter():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(NOTEBOOK)], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert "NUM_EXPERTS: int (default 2)" in res.stdout and "QUICK: bool (default False)" in res.stdout
+    assert "[one of topk | noisy_topk" in res.stdout and "GRID_TOP_K: list (default [1, 2])" in res.stdout
+    import moe_booststrap as mb
+
+    for name in parameters.module_knobs(mb):
+        assert f"  {name}: " in res.stdout, name
 
 
 def test_none_parameters_keep_edited_module_knobs(monkeypatch):
     import moe_booststrap as mb
 
-    for knob in (*report.QUICK_CAPS, "HOLDOUT_WORD", "HOLDOUT_DATE", "GRID_TOP_K"):  # restored after the test
+    for knob in (*parameters.QUICK_CAPS, "HOLDOUT_WORD", "HOLDOUT_DATE", "GRID_TOP_K"):  # restored after the test
         monkeypatch.setattr(mb, knob, getattr(mb, knob))
     monkeypatch.setattr(mb, "NUM_EXPERTS", 3)
     monkeypatch.setattr(mb, "TOP_K", 2)
     monkeypatch.setattr(mb, "MAX_EPOCHS", 600)
-    applied = report.apply_parameters(mb, {k: None for k in report.module_knobs(mb)}, quick=True)
+    applied = parameters.apply_parameters(mb, {k: None for k in parameters.module_knobs(mb)}, quick=True)
     assert (mb.NUM_EXPERTS, mb.TOP_K) == (3, 2) and "NUM_EXPERTS" not in applied
-    assert mb.MAX_EPOCHS == report.QUICK_CAPS["MAX_EPOCHS"]  # QUICK caps the module's own value too
-    applied = report.apply_parameters(mb, {"GRID_TOP_K": "[1, 2]"})  # papermill -p passes a list as text
-    assert mb.GRID_TOP_K == [1, 2] and applied["GRID_TOP_K"] == [1, 2]
+    defaults = _parameters_cell_values()  # the cell as shipped: every knob at its declared default
+    applied = parameters.apply_parameters(mb, defaults, quick=True)
+    assert (mb.NUM_EXPERTS, mb.TOP_K) == (3, 2) and "NUM_EXPERTS" not in applied  # the module's edits are kept
+    applied = parameters.apply_parameters(mb, {**defaults, "TOP_K": 3})  # a value that differs is applied
+    assert (mb.NUM_EXPERTS, mb.TOP_K) == (3, 3) and applied["TOP_K"] == 3
+    assert mb.MAX_EPOCHS == parameters.QUICK_CAPS["MAX_EPOCHS"]  # QUICK caps the module's own value too
+    applied = parameters.apply_parameters(mb, {"GRID_TOP_K": "[2]"})  # papermill -p passes a list as text
+    assert mb.GRID_TOP_K == [2] and applied["GRID_TOP_K"] == [2]
     with pytest.raises(mb.ConfigError, match="GRID_TOP_K"):
-        report.apply_parameters(mb, {"GRID_TOP_K": "1, 2, oops"})
+        parameters.apply_parameters(mb, {"GRID_TOP_K": "1, 2, oops"})
 
 
 def test_unknown_parameter_names_are_refused_with_a_hint():
     import moe_booststrap as mb
 
-    report.check_parameter_names(["ACTIVATION", "QUICK", "GRID_TOP_K"], mb)  # known: fine
+    parameters.check_parameter_names(["ACTIVATION", "QUICK", "GRID_TOP_K"], mb)  # known: fine
     with pytest.raises(mb.ConfigError, match=r"\['ACTIVATON'\].*did you mean ACTIVATION"):
-        report.check_parameter_names(["ACTIVATON", "QUICK"], mb)
+        parameters.check_parameter_names(["ACTIVATON", "QUICK"], mb)
 
 
 def test_text_progress_bars_for_logs(monkeypatch):
@@ -135,10 +162,10 @@ def test_text_progress_bars_for_logs(monkeypatch):
 
     monkeypatch.setattr(tqdm.auto, "tqdm", tqdm.auto.tqdm)  # restored afterwards
     monkeypatch.setattr(tqdm.auto, "trange", tqdm.auto.trange)
-    monkeypatch.setenv(report.PROGRESS_ENV, "widgets")
-    assert report.configure_progress() == "widgets"
-    monkeypatch.setenv(report.PROGRESS_ENV, "text")
-    assert report.configure_progress() == "text"
+    monkeypatch.setenv(progress.PROGRESS_ENV, "widgets")
+    assert progress.configure_progress() == "widgets"
+    monkeypatch.setenv(progress.PROGRESS_ENV, "text")
+    assert progress.configure_progress() == "text"
     import io
 
     buf = io.StringIO()
@@ -208,7 +235,7 @@ def test_quick_run_grouping_stability(three_expert_run):
     np.testing.assert_allclose(S.sum(axis=1), 1, atol=1e-9)
     np.testing.assert_allclose(stab["confidence"], S.max(axis=1), atol=1e-12)
     np.testing.assert_array_equal(stab["consensus_expert"], S.argmax(axis=1))
-    B = report.QUICK_CAPS["BOOTSTRAP_B"]
+    B = parameters.QUICK_CAPS["BOOTSTRAP_B"]
     np.testing.assert_allclose(S * B, np.round(S * B), atol=1e-6)   # shares are counts of the B replicas
     assert (stab["confidence"] >= 1 / 3 - 1e-9).all()
     notes = json.loads((out / "run_manifest.json").read_text())["notes"]["grouping_stability"]
@@ -326,7 +353,7 @@ def test_quick_run_saves_models_that_predict(three_expert_run):
 
     out, _ = three_expert_run
     single, boot = load_model(out / "model" / "single"), load_model(out / "model" / "bootstrap")
-    assert single.replicas == 1 and boot.replicas == report.QUICK_CAPS["BOOTSTRAP_B"]
+    assert single.replicas == 1 and boot.replicas == parameters.QUICK_CAPS["BOOTSTRAP_B"]
     assert boot.config.num_experts == 3 and boot.residuals.shape == (359, 7)
     assert boot.date_range == ("2022-01-07", "2022-12-31")
     hold = pd.read_csv(out / "holdout_eerie_predictions_with_ci.csv")

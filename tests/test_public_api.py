@@ -82,6 +82,46 @@ def test_module_knobs_as_imported_are_the_moeconfig_defaults():
     differ = {k: (knobs[k.upper()], getattr(defaults, k)) for k in shared if knobs[k.upper()] != getattr(defaults, k)}
     assert not differ, f"module knob vs MoEConfig default: {differ}"
     assert fresh.config() == defaults
+    from wordle_moe.config import RunKnobs, knob_fields
+
+    assert set(knobs) <= set(knob_fields()), "every knob is declared in config.py (MoEConfig or RunKnobs)"
+    run = dataclasses.asdict(RunKnobs())
+    assert {k.upper(): v for k, v in run.items()} == {k: knobs[k] for k in (n.upper() for n in run)}
+
+
+def test_reexported_objects_honour_the_knobs_when_built(mb, monkeypatch):
+    """After ``mb.TOP_K = 2`` the estimator the module re-exports is top-2 (explicit arguments still win, clones keep
+    the values), and bootstrap_evaluate / bootstrap_summary use BOOTSTRAP_CI unless given a level."""
+    import pickle
+
+    from sklearn.base import clone
+
+    from wordle_moe.estimator import MoEDistributionRegressor as Engine
+
+    monkeypatch.setattr(mb, "NUM_EXPERTS", 3)
+    monkeypatch.setattr(mb, "TOP_K", 2)
+    est = mb.MoEDistributionRegressor()
+    assert isinstance(est, Engine) and (est.num_experts, est.top_k, est.max_epochs) == (3, 2, 15)
+    assert (est.n_bootstrap, est.calibration_cv) == (0, 5)  # the estimator's own defaults
+    assert mb.MoEDistributionRegressor(top_k=1).top_k == 1
+    assert clone(est).top_k == 2 and pickle.loads(pickle.dumps(est)).top_k == 2
+    monkeypatch.setattr(mb, "BOOTSTRAP_CI", 0.5)
+    rng = np.random.default_rng(0)
+    P_boot, P_true = rng.dirichlet(np.ones(7), (40, 3)), rng.dirichlet(np.ones(7), 3)
+    from wordle_moe.bootstrap import bootstrap_evaluate as engine_evaluate
+
+    assert mb.bootstrap_evaluate(P_boot, P_true) == engine_evaluate(P_boot, P_true, 0.5)
+    assert mb.bootstrap_evaluate(P_boot, P_true, 0.9) == engine_evaluate(P_boot, P_true, 0.9)
+    np.testing.assert_array_equal(mb.bootstrap_summary(P_boot)["low"], np.quantile(P_boot, 0.25, axis=0))
+
+
+def test_the_facade_imports_no_scikit_learn_until_asked():
+    import subprocess
+
+    code = "import sys, moe_booststrap; print(sorted(m for m in ('sklearn', 'torch') if m in sys.modules))"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
 
 
 def test_saved_model_functions_are_public():

@@ -1,14 +1,11 @@
 """Tests of wordle_moe.report: the output tables are shaped and checked before they are written."""
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from wordle_moe import report
-from wordle_moe.config import ConfigError, MoEConfig
 from wordle_moe.paths import PRED_COLUMNS
 
 
@@ -66,47 +63,6 @@ def test_prediction_frame_metrics():
     P = np.array([[0.1, 0.2, 0.3, 0.2, 0.1, 0.05, 0.05]])
     df = report.prediction_frame(["a"], P, P)
     assert df["mae_pp"].iloc[0] == 0 and df["rps"].iloc[0] == 0
-
-
-def fake_module(**knobs):
-    mod = types.SimpleNamespace(HOLDOUT_WORD="eerie", HOLDOUT_DATE="2023-03-01", NUM_EXPERTS=2, TOP_K=1, MAX_EPOCHS=600)
-    for k, v in knobs.items():
-        setattr(mod, k, v)
-    mod.config = lambda: MoEConfig(num_experts=mod.NUM_EXPERTS, top_k=mod.TOP_K,
-                                   max_epochs=getattr(mod, "MAX_EPOCHS", 600)).validate()
-    return mod
-
-
-def test_apply_parameters_sets_caps_and_validates():
-    mod = fake_module()
-    applied = report.apply_parameters(mod, {"NUM_EXPERTS": 3, "TOP_K": 2, "MAX_EPOCHS": 600, "QUICK": True},
-                                      quick=True)
-    assert mod.NUM_EXPERTS == 3 and mod.MAX_EPOCHS == report.QUICK_CAPS["MAX_EPOCHS"] and "QUICK" not in applied
-    with pytest.raises(ConfigError, match="TOP_K"):
-        report.apply_parameters(fake_module(), {"NUM_EXPERTS": 2, "TOP_K": 3})
-    with pytest.raises(ConfigError, match="HOLDOUT_WORD"):
-        report.apply_parameters(fake_module(), {"HOLDOUT_WORD": "toolong"})
-    with pytest.raises(ConfigError, match="HOLDOUT_DATE"):
-        report.apply_parameters(fake_module(), {"HOLDOUT_DATE": "not a date"})
-
-
-def test_forecast_split_is_disjoint_and_seeded():
-    dates = pd.date_range("2022-09-01", periods=60, freq="D")
-    a = report.forecast_split(dates, seed=3)
-    b = report.forecast_split(dates, seed=3)
-    assert all(np.array_equal(a[k], b[k]) for k in a)
-    assert len(a["test"]) == 30 and (dates[a["test"]] >= "2022-10-01").all()
-    assert not set(a["train"]) & set(a["val"]) and len(a["train"]) + len(a["val"]) == 30
-
-
-def test_grid_for_run_is_small_unless_full():
-    mod = types.SimpleNamespace(NUM_EXPERTS=3, TOP_K=2, HIDDEN_SIZE=64, GRID_NUM_EXPERTS=[2, 3, 4],
-                                GRID_TOP_K=[1, 2], GRID_HIDDEN_SIZE=[64, 128], GRID_AUX_COEF=[1e-3],
-                                GRID_DIVERSITY_COEF=[1e-4, 5e-4])
-    assert report.grid_for_run(mod, full=False) == {"num_experts": [3], "top_k": [1, 2]}
-    assert report.grid_for_run(mod, full=True)["hidden_size"] == [64, 128]
-    mod.NUM_EXPERTS = 1
-    assert report.grid_for_run(mod, full=False) == {"num_experts": [1], "hidden_size": [64, 128]}
 
 
 def test_list_outputs_marks_missing(tmp_path):

@@ -7,19 +7,19 @@ a Pipeline, so a scaler is always fitted on the training fold only.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestRegressor
-from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-N_BUCKETS = 7
+from .config import MoEConfig
+from .estimator import MoEDistributionRegressor
+from .paths import N_BUCKETS
 
 
 def _check_targets(X: np.ndarray, P: np.ndarray, sample_weight: np.ndarray | None) -> tuple:
@@ -183,46 +183,30 @@ class GradientBoostingDistribution(RegressorMixin, BaseEstimator):
         return _normalised(out)
 
 
-def single_mlp(random_state: int = 0, **params: Any) -> BaseEstimator:
-    """The MoE estimator with one expert and top-1 routing: an MLP-softmax peer trained the same way."""
-    from wordle_moe.estimator import MoEDistributionRegressor  # the engine may be absent in a partial checkout
-
-    params = {"num_experts": 1, "top_k": 1, "random_state": random_state, **params}
-    return MoEDistributionRegressor(**params)
+QUICK_PEERS = ("mean_distribution", "softmax_regression")  # the two cheapest peers: QUICK runs keep only these
 
 
-def _accepts_fit_param(estimator: BaseEstimator, name: str) -> bool:
-    """Whether ``estimator.fit`` (the final step of a Pipeline) takes a keyword ``name``."""
-    import inspect
+def make_peers(config: MoEConfig | None = None, quick: bool = False, *, random_state: int | None = None,
+               moe_replicas: int = 0, mlp_replicas: int = 0) -> dict[str, BaseEstimator]:
+    """The one peer line-up, unfitted; scalers sit inside Pipelines so they see only training rows.
 
-    final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
-    return name in inspect.signature(final.fit).parameters
-
-
-def fit_estimator(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray,
-                  sample_weight: np.ndarray | None = None, n_reported: np.ndarray | None = None) -> BaseEstimator:
-    """Fit a bare estimator or a Pipeline, routing sample_weight (and n_reported, where accepted) to the final step."""
-    params: dict[str, Any] = {}
-    if sample_weight is not None:
-        params["sample_weight"] = sample_weight
-    if n_reported is not None and _accepts_fit_param(estimator, "n_reported"):
-        params["n_reported"] = n_reported  # the MoE's N_WEIGHTING; peers ignore it
-    if isinstance(estimator, Pipeline):
-        params = {f"{estimator.steps[-1][0]}__{k}": v for k, v in params.items()}
-    return estimator.fit(X, P, **params)
-
-
-def make_peers(random_state: int = 0, include_mlp: bool = True) -> dict[str, BaseEstimator]:
-    """The peer line-up, unfitted; scalers sit inside Pipelines so they see only training rows."""
+    Always the fitted-distribution peers (QUICK: the two cheapest). With ``config``: also the MoE itself
+    ("moe", ``moe_replicas`` bootstrap replicas) and, outside QUICK, the single MLP-softmax peer ("single_mlp":
+    the same network with one expert, ``mlp_replicas`` replicas). ``random_state`` defaults to ``config.seed``.
+    """
+    seed = int(random_state if random_state is not None else (config.seed if config is not None else 0))
     peers: dict[str, BaseEstimator] = {
         "mean_distribution": MeanDistribution(),
         "softmax_regression": make_pipeline(StandardScaler(), SoftmaxRegression(alpha=1e-2)),
-        "random_forest": RandomForestDistribution(random_state=random_state),
-        "gradient_boosting": GradientBoostingDistribution(random_state=random_state),
+        "random_forest": RandomForestDistribution(random_state=seed),
+        "gradient_boosting": GradientBoostingDistribution(random_state=seed),
     }
-    if include_mlp:
-        try:
-            peers["single_mlp"] = single_mlp(random_state=random_state)
-        except ImportError:  # engine not installed: the other peers still run
-            pass
-    return {name: clone(est) for name, est in peers.items()}
+    if quick:
+        peers = {k: v for k, v in peers.items() if k in QUICK_PEERS}
+    peers = {name: clone(est) for name, est in peers.items()}
+    if config is not None:
+        if not quick:
+            peers["single_mlp"] = MoEDistributionRegressor.from_config(config.replace(num_experts=1, top_k=1),
+                                                                        mlp_replicas)
+        peers["moe"] = MoEDistributionRegressor.from_config(config, moe_replicas)
+    return peers

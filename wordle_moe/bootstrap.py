@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .config import MoEConfig
+from .intervals import bootstrap_summary
 from .metrics import distribution_metrics
 from .model import MoEModel
 from .streams import resample_counts
@@ -94,19 +95,6 @@ def bootstrap_predict(X_train: Any, P_train: Any, X_pred: Any, *, config: MoECon
         raise ValueError(f"X_pred must have shape (n, {np.asarray(X_train).shape[1]}), got {X_pred.shape}")
     info["models"] = models
     return predict_bootstrap(models, X_pred), info
-
-
-def bootstrap_summary(P_boot: np.ndarray, ci_level: float = 0.95) -> dict[str, np.ndarray]:
-    """Mean, std and percentile interval over replicas: dict(mean, std, low, high), each (n, 7)."""
-    P_boot = np.asarray(P_boot, dtype=float)
-    if P_boot.ndim != 3:
-        raise ValueError(f"P_boot must be (B, n, 7), got {P_boot.shape}")
-    if not 0 < ci_level < 1:
-        raise ValueError(f"ci_level must be in (0, 1), got {ci_level}")
-    alpha = (1.0 - ci_level) / 2.0
-    low, high = np.quantile(P_boot, [alpha, 1.0 - alpha], axis=0)
-    return {"mean": P_boot.mean(axis=0), "std": P_boot.std(axis=0, ddof=1) if len(P_boot) > 1
-            else np.zeros(P_boot.shape[1:]), "low": low, "high": high}
 
 
 def bootstrap_evaluate(P_boot: np.ndarray, P_true: np.ndarray, ci_level: float = 0.95) -> dict[str, Any]:

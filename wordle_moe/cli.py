@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,16 +147,14 @@ def load_ensemble(model_dir: str | Path | None) -> tuple[Any, Path, list[str]]:
     return saved, path, notes
 
 
-def retrain_ensemble(B: int | None, sources: str, progress: bool = True) -> tuple[Any, list[str]]:
-    """Train a fresh bootstrap ensemble with the knobs of moe_booststrap.py (and its held-out residuals)."""
-    import moe_booststrap as mb  # the user's knobs: edited there, read now
-
+def retrain_ensemble(B: int | None, sources: str, config: MoEConfig, progress: bool = True) -> tuple[Any, list[str]]:
+    """Train a fresh bootstrap ensemble with ``config`` (and its held-out residuals)."""
     from .bootstrap import fit_bootstrap
     from .dataset import ALL_SOURCES, load_dataset, training_date_range
+    from .estimator import ensemble_residuals
     from .persistence import SavedModel
-    from .report import ensemble_residuals
 
-    cfg = mb.config()
+    cfg = config
     data = load_dataset(sources=ALL_SOURCES if sources == "all" else ("mcm",))
     B = int(B or cfg.bootstrap_b)
     (model,), _ = fit_bootstrap(data.X, data.P, config=cfg, B=B, n_reported=data.n_reported, progress=progress)
@@ -290,7 +288,17 @@ def build_parser(prog: str = "wordle-moe") -> argparse.ArgumentParser:
     return parser
 
 
-def run_predict(args: argparse.Namespace) -> int:
+ConfigSource = MoEConfig | Callable[[], MoEConfig] | None
+
+
+def resolve_config(config: ConfigSource) -> MoEConfig:
+    """The configuration a retrain uses: the one given, the one a callable builds now, or MoEConfig's defaults."""
+    if config is None:
+        return MoEConfig().validate()
+    return (config() if callable(config) else config).validate()
+
+
+def run_predict(args: argparse.Namespace, config: ConfigSource = None) -> int:
     if args.words_file:
         if args.words:
             raise CLIError("give words either on the command line or with --words-file, not both")
@@ -306,7 +314,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.ci is not None and not 0 < args.ci < 1:
         raise CLIError(f"--ci {args.ci}: must be in (0, 1)")
     if args.retrain:
-        saved, notes = retrain_ensemble(args.B, args.sources)
+        saved, notes = retrain_ensemble(args.B, args.sources, resolve_config(config))
         source = "retrained now"
     else:
         saved, path, notes = load_ensemble(args.model_dir)
@@ -334,8 +342,10 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None, prog: str = "wordle-moe") -> int:
-    """Console entry point (``wordle-moe``); also ``python moe_booststrap.py``. Returns the exit code."""
+def main(argv: list[str] | None = None, prog: str = "wordle-moe", config: ConfigSource = None) -> int:
+    """The command line; returns the exit code. ``config`` (a MoEConfig, or a callable giving one, called only when
+    ``--retrain`` needs it) is what a retrain trains with: ``moe_booststrap.main`` (the ``wordle-moe`` command and
+    ``python moe_booststrap.py``) passes the module's knobs; without it, MoEConfig's defaults."""
     # the embedding model (loaded for words outside the answer list) would draw a loading bar: noise in an answer
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     parser = build_parser(prog)
@@ -343,7 +353,7 @@ def main(argv: list[str] | None = None, prog: str = "wordle-moe") -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=FutureWarning)
-            return run_predict(args)
+            return run_predict(args, config)
     except (CLIError, ConfigError) as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
 

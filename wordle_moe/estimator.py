@@ -10,14 +10,15 @@ import inspect
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils import check_array
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from .bootstrap import bootstrap_summary, fit_bootstrap, predict_bootstrap
+from .bootstrap import fit_bootstrap, predict_bootstrap
 from .config import MoEConfig
+from .crossfit import MIN_FOLD_ROWS, oof_residuals, validation_split
+from .intervals import bootstrap_summary, check_kind, predictive_interval
 from .metrics import rps
-from .persistence import predictive_interval
 from .training import check_inputs, fit_replicas, predict_proba, predict_replicas, resolve_config
 
 _D = MoEConfig()  # the one declaration of every default
@@ -27,8 +28,7 @@ RENAMED = {"random_state": "seed", "ci_level": "bootstrap_ci"}
 # residuals of the predictive interval (0: none); BOOTSTRAP_B is the module's replica count for its own runs
 ESTIMATOR_ONLY = {"n_bootstrap": 0, "calibration_cv": 5}
 NOT_PARAMETERS = ("bootstrap_b",)  # MoEConfig fields the estimator replaces by its own n_bootstrap
-INTERVAL_KINDS = ("predictive", "mean")
-MIN_ROWS = 4  # one validation row for early stopping and three to train on
+MIN_ROWS = MIN_FOLD_ROWS  # one validation row for early stopping and three to train on
 
 
 def _init_signature() -> inspect.Signature:
@@ -126,9 +126,7 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
                              f"buckets per row; got shape {P.shape}")
         X, P = check_inputs(X, P, "fit")
         nr = None if n_reported is None else np.asarray(n_reported, dtype=float)
-        perm = np.random.default_rng(self.random_state).permutation(n)
-        n_val = min(max(1, int(round(cfg.val_fraction * n))), n - 1)
-        val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        tr, val = validation_split(n, cfg.val_fraction, self.random_state)
         if sw[tr].sum() <= 0 or sw[val].sum() <= 0:
             raise ValueError("sample_weight is zero on every training or every validation row of the early-stopping "
                              "split: give more rows a positive weight")
@@ -144,25 +142,10 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
                                                       seed=int(self.random_state), sample_weight=sw,
                                                       n_reported=nr)
             if self.calibration_cv and self.calibration_cv >= 2:
-                self.residuals_ = self._oof_residuals(X, P, sw, nr)
+                inner = clone(self).set_params(n_bootstrap=0, calibration_cv=0)
+                self.residuals_ = oof_residuals(inner, X, P, cv=self.calibration_cv, sample_weight=sw, n_reported=nr,
+                                                random_state=self.random_state)
         return self
-
-    def _oof_residuals(self, X: np.ndarray, P: np.ndarray, sw: np.ndarray, nr: np.ndarray | None) -> np.ndarray:
-        """Out-of-fold residuals P - P_hat (n, 7) of the single model, from an inner K-fold over these rows only.
-
-        They measure how far observed shares fall from a model that never saw them: the spread the
-        predictive interval adds to the bootstrap interval of the mean.
-        """
-        from sklearn.base import clone
-        from sklearn.model_selection import KFold
-
-        inner = clone(self).set_params(n_bootstrap=0, calibration_cv=0)
-        k = min(int(self.calibration_cv), len(X) // MIN_ROWS)
-        resid = np.zeros_like(P)
-        for tr, te in KFold(n_splits=max(k, 2), shuffle=True, random_state=self.random_state).split(X):
-            model = clone(inner).fit(X[tr], P[tr], sample_weight=sw[tr], n_reported=None if nr is None else nr[tr])
-            resid[te] = P[te] - model.predict(X[te])
-        return resid
 
     def _X(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
@@ -191,8 +174,7 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
         kind="mean": the bootstrap percentile interval of the mean prediction (needs n_bootstrap > 0); it
         covers uncertainty about the mean only and is far narrower than the spread of observed shares.
         """
-        if kind not in INTERVAL_KINDS:
-            raise ValueError(f"kind must be one of {INTERVAL_KINDS}, got {kind!r}")
+        check_kind(kind)
         check_is_fitted(self, "model_")
         if not self.bootstrap_models_:
             raise ValueError("predict_interval needs bootstrap replicas: set n_bootstrap > 0 and refit")
@@ -215,3 +197,11 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
 def supports_interval_kind(model: Any) -> bool:
     """True when ``model.predict_interval`` takes ``kind=`` (this estimator; simpler stand-ins may not)."""
     return "kind" in inspect.signature(model.predict_interval).parameters
+
+
+def ensemble_residuals(X: np.ndarray, P: np.ndarray, config: MoEConfig, n_reported: np.ndarray | None = None,
+                       cv: int = 5, seed: int = 0) -> np.ndarray:
+    """Out-of-fold residuals P - P_hat (n, 7) of the single model with ``config`` (``cv``-fold, over these rows):
+    the held-out scatter a saved ensemble's predictive interval adds to its interval of the mean."""
+    return oof_residuals(MoEDistributionRegressor.from_config(config), np.asarray(X, float), np.asarray(P, float),
+                         cv=cv, n_reported=n_reported, random_state=seed)

@@ -18,11 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import KFold, RepeatedKFold
+from sklearn.model_selection import RepeatedKFold
 from tqdm.auto import tqdm
 
 from wordle_moe import metrics
-from wordle_moe.baselines import fit_estimator
+from wordle_moe.baselines import make_peers
+from wordle_moe.config import MoEConfig
+from wordle_moe.crossfit import fit_estimator, oof_residuals, validation_split
+from wordle_moe.intervals import predictive_interval
 
 PROTOCOLS = ("A", "B")  # the MCM-only protocols; "C" needs the populations of a multi-source dataset
 FORECAST_CUTOFF = pd.Timestamp("2022-10-01")
@@ -82,29 +85,6 @@ def interval_coverage(P_true: np.ndarray, low: np.ndarray, high: np.ndarray) -> 
     return float(((P_true >= low) & (P_true <= high)).mean())
 
 
-def oof_residuals(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, *, cv: int = 5,
-                  sample_weight: np.ndarray | None = None, n_reported: np.ndarray | None = None,
-                  random_state: int = 0) -> np.ndarray:
-    """Out-of-fold residuals P - P_hat (n, 7) from an inner K-fold over the training rows only."""
-    resid = np.empty_like(np.asarray(P, dtype=float))
-    for tr, te in KFold(n_splits=cv, shuffle=True, random_state=random_state).split(X):
-        w = None if sample_weight is None else sample_weight[tr]
-        nr = None if n_reported is None else n_reported[tr]
-        model = fit_estimator(clone(estimator), X[tr], P[tr], w, nr)
-        resid[te] = P[te] - model.predict(X[te])
-    return resid
-
-
-def calibrated_interval(mean: np.ndarray, low: np.ndarray, high: np.ndarray, residuals: np.ndarray,
-                        ci_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Predictive interval: the model mean plus out-of-fold residual quantiles, never narrower than the bootstrap
-    interval (an envelope; see ``wordle_moe.persistence.predictive_interval``, which the estimator and the saved
-    models use too, so the evaluation scores exactly the interval users get)."""
-    from wordle_moe.persistence import predictive_interval
-
-    return predictive_interval(mean, low, high, residuals, ci_level)
-
-
 def has_interval(model: BaseEstimator) -> bool:
     """True when the model can give a model-mean interval (MoE estimators only with n_bootstrap > 0)."""
     if not hasattr(model, "predict_interval"):
@@ -148,7 +128,7 @@ def evaluate_fold(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, train:
             inner = calibration_estimator if calibration_estimator is not None else estimator
             resid = oof_residuals(inner, X[train], P[train], cv=inner_cv, sample_weight=w_tr, n_reported=nr_tr,
                                   random_state=seed)
-            lo_c, hi_c = calibrated_interval(mean, low, high, resid, ci_level)
+            lo_c, hi_c = predictive_interval(mean, low, high, resid, ci_level)
             row["coverage_calibrated"] = interval_coverage(P[test], lo_c, hi_c)
             row["width_calibrated_pp"] = float(100 * (hi_c - lo_c).mean())
         P_pred = mean
@@ -226,3 +206,42 @@ def summarise(table: pd.DataFrame, metrics_: list[str] | None = None) -> pd.Data
 def rank_models(summary: pd.DataFrame, metric: str = "rps") -> pd.DataFrame:
     """The summary sorted by mean ``metric`` within each protocol, best first."""
     return summary.sort_values(["protocol", f"{metric}_mean"]).reset_index(drop=True)
+
+
+def forecast_split(dates: Any, seed: int = 0, val_fraction: float = 0.2) -> dict[str, np.ndarray]:
+    """Protocol B indices (train = words before 2022-10-01, test = the rest), with a seeded validation
+    subset of the training words for early stopping: dict(train, val, test)."""
+    dates = pd.to_datetime(pd.Series(np.asarray(dates)))
+    (_, train, test), = protocol_splits("B", len(dates), dates)
+    tr, va = validation_split(len(train), val_fraction, seed)
+    return {"train": train[tr], "val": train[va], "test": test}
+
+
+def peer_models(config: MoEConfig, quick: bool = False, seed: int = 0
+                ) -> tuple[dict[str, BaseEstimator], dict[str, BaseEstimator]]:
+    """(models, calibration stand-ins): the peer line-up with the MoE itself. QUICK keeps the two cheapest peers
+    and a MoE with 4 replicas; a full run gives the MoE min(BOOTSTRAP_B, 20) replicas per fold and a 4-replica
+    stand-in for the inner-CV residuals of the calibrated interval (the residuals only need its mean)."""
+    n_boot, n_stand_in = min(int(config.bootstrap_b), 4 if quick else 20), min(int(config.bootstrap_b), 4)
+    models = make_peers(config, quick, random_state=seed, moe_replicas=n_boot, mlp_replicas=n_boot)
+    stand_ins = make_peers(config, quick, random_state=seed, moe_replicas=n_stand_in, mlp_replicas=n_stand_in)
+    return models, {k: stand_ins[k] for k in ("single_mlp", "moe") if k in stand_ins}
+
+
+def compare_with_peers(X: np.ndarray, P: np.ndarray, dates: Any, config: Any, quick: bool = False,
+                       seed: int = 0, repeats_a: int = 1, progress: bool = False) -> pd.DataFrame:
+    """model_comparison table: mean/std of every metric per (protocol, model), best RPS first.
+
+    Full run: protocol A (5-fold CV, ``repeats_a`` repeats; `make bench` runs all 3 repeats)
+    and protocol B, with calibrated intervals; QUICK: protocol B only, no calibration.
+    """
+    models, stand_ins = peer_models(config, quick, seed)
+    splits = {"B": protocol_splits("B", len(X), dates)}
+    if not quick:
+        splits["A"] = protocol_splits("A", len(X), n_repeats=repeats_a, random_state=seed)
+    tables = [evaluate_models(models, X, P, dates, protocol=p, splits=splits[p], calibrate=not quick,
+                              ci_level=config.bootstrap_ci, calibration_estimators=stand_ins, progress=progress)
+              for p in sorted(splits)]
+    summary = rank_models(summarise(pd.concat(tables, ignore_index=True)))
+    summary.insert(2, "mode", "quick" if quick else f"full (protocol A: 5-fold x {repeats_a})")
+    return summary

@@ -48,15 +48,6 @@ BUCKET_SUFFIXES = ["1", "2", "3", "4", "5", "6", "7_or_more"]
 NON_FEATURE_COLUMNS = ("word", "date", "feature_version")
 
 
-def solver_columns() -> list[str]:
-    """Names of the solver-simulation feature columns."""
-    cols = []
-    for s in SOLVERS:
-        cols.append(f"solver_{s}_mean_tries")
-        cols.extend(f"solver_{s}_share_{b}" for b in BUCKET_SUFFIXES)
-    return cols
-
-
 def letter_entropy(word: str) -> float:
     """Shannon entropy (bits) of the word's letter counts, e.g. 'eerie' (3 e, r, i) -> 1.371."""
     p = np.array(list(Counter(word).values()), dtype=np.float64) / len(word)

@@ -8,7 +8,6 @@ the number of earlier non-green occurrences of the same letter in the guess.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -153,8 +152,3 @@ def pattern_entropy(codes: np.ndarray) -> np.ndarray:
     p = counts / m
     with np.errstate(divide="ignore", invalid="ignore"):
         return -(np.where(p > 0, p * np.log2(p), 0.0)).sum(axis=1)
-
-
-def table_digest(table: np.ndarray) -> str:
-    """sha256 of a table's bytes (used by tests/benchmarks to compare builds)."""
-    return hashlib.sha256(np.ascontiguousarray(table).tobytes()).hexdigest()[:16]

@@ -21,9 +21,9 @@ from scipy.stats import spearmanr
 from sklearn.base import BaseEstimator, clone
 
 from wordle_moe import evaluation, metrics
-from wordle_moe.baselines import fit_estimator
-from wordle_moe.bootstrap import bootstrap_summary
+from wordle_moe.crossfit import fit_estimator, oof_residuals
 from wordle_moe.estimator import MoEDistributionRegressor
+from wordle_moe.intervals import bootstrap_summary, predictive_interval
 from wordle_moe.paths import BUCKET_LABELS
 
 TRIES = np.arange(1, 8, dtype=np.float64)  # a failure counts as 7 tries, as everywhere in the project
@@ -80,7 +80,7 @@ def population_residuals(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray,
                          population: str, *, cv: int = 5, seed: int = 0,
                          n_reported: np.ndarray | None = None) -> np.ndarray:
     """Out-of-fold residuals (m, 7) of the training rows of ``population`` (inner K-fold over all training rows)."""
-    resid = evaluation.oof_residuals(estimator, X, P, cv=cv, n_reported=n_reported, random_state=seed)
+    resid = oof_residuals(estimator, X, P, cv=cv, n_reported=n_reported, random_state=seed)
     mine = np.asarray(populations) == population
     if not mine.any():
         raise ValueError(f"no training rows of population {population!r} to calibrate the interval on")
@@ -102,7 +102,7 @@ def fit_forecast(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, populat
     inner = calibration_estimator if calibration_estimator is not None else estimator
     resid = population_residuals(inner, X[train], P[train], np.asarray(populations)[train], population, cv=cv,
                                  seed=seed, n_reported=nr)
-    low_cal, high_cal = evaluation.calibrated_interval(s["mean"], s["low"], s["high"], resid, ci_level)
+    low_cal, high_cal = predictive_interval(s["mean"], s["low"], s["high"], resid, ci_level)
     return {"model": model, "replicas": replicas, "mean": s["mean"], "low": s["low"], "high": s["high"],
             "low_cal": low_cal, "high_cal": high_cal, "residuals": resid, "ci_level": ci_level}
 
@@ -229,17 +229,11 @@ def routing_split_share(routing: pd.DataFrame, a: str = "mcm", b: str = "wordleb
 
 def protocol_c_models(config: Any, B: int, quick: bool = False, seed: int = 0
                       ) -> tuple[dict[str, BaseEstimator], BaseEstimator]:
-    """(models, calibration stand-in) of the notebook's protocol C table: the peers and the MoE ("moe", B
-    replicas); QUICK keeps the two cheapest peers. The stand-in (one model) gives the inner-CV residuals."""
+    """(models, calibration stand-in) of the notebook's protocol C table: the peer line-up with the MoE ("moe", B
+    replicas; QUICK keeps the two cheapest peers). The stand-in (one model) gives the inner-CV residuals."""
     from wordle_moe.baselines import make_peers
 
-    models = make_peers(random_state=seed, include_mlp=False)
-    if quick:
-        models = {k: v for k, v in models.items() if k in ("mean_distribution", "softmax_regression")}
-    else:
-        models["single_mlp"] = MoEDistributionRegressor.from_config(config.replace(num_experts=1, top_k=1))
-    models["moe"] = MoEDistributionRegressor.from_config(config, B)
-    return models, MoEDistributionRegressor.from_config(config)
+    return make_peers(config, quick, random_state=seed, moe_replicas=B), MoEDistributionRegressor.from_config(config)
 
 
 def plot_forecast(frame: pd.DataFrame, title: str | None = None):

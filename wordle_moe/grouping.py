@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .losses import EPS, expert_mean_outputs
+from .losses import EPS, routed_mean_outputs
 
 TRIES = torch.arange(1, 8, dtype=torch.float64)   # bucket i holds i+1 tries (7 = X, failed)
 RIDGE_SHARE = 1.0   # ridge penalty as a share of a replica's total row weight (features are standardised);
@@ -144,7 +144,7 @@ def routed_expected_tries(model: Any, X: Any, weight: Any) -> torch.Tensor:
     model.train(was_training)
     w = torch.as_tensor(np.asarray(weight, dtype=np.float32))
     w = w.expand(model.replicas, -1) if w.dim() == 1 or w.shape[0] == 1 else w
-    return expected_tries(expert_mean_outputs(out["expert_outputs"], w, out["gates"]))
+    return expected_tries(routed_mean_outputs(out["expert_outputs"], w, out["gates"]))
 
 
 def _permute(t: torch.Tensor, perm: torch.Tensor, dim: int) -> torch.Tensor:

@@ -89,7 +89,7 @@ def parameter_diversity(expert_params: torch.Tensor) -> torch.Tensor:
     return mean_pairwise_cosine(expert_params)
 
 
-def expert_mean_outputs(expert_outputs: torch.Tensor, w: torch.Tensor,
+def routed_mean_outputs(expert_outputs: torch.Tensor, w: torch.Tensor,
                         gates: torch.Tensor | None = None) -> torch.Tensor:
     """Each expert's mean output distribution: (R, n, E, C) -> (R, E, C).
 
@@ -117,7 +117,7 @@ def scope_gates(out: dict[str, Any], scope: str) -> torch.Tensor | None:
 
 def output_diversity(expert_outputs: torch.Tensor, w: torch.Tensor, gates: torch.Tensor | None = None) -> torch.Tensor:
     """Mean pairwise cosine of the experts' mean output distributions -> (R,); lower = more diverse."""
-    return mean_pairwise_cosine(expert_mean_outputs(expert_outputs, w, gates))
+    return mean_pairwise_cosine(routed_mean_outputs(expert_outputs, w, gates))
 
 
 def _js_of_means(means: torch.Tensor) -> torch.Tensor:
@@ -141,7 +141,7 @@ def js_divergence_bits(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 def js_term(expert_outputs: torch.Tensor, w: torch.Tensor, gates: torch.Tensor | None = None) -> torch.Tensor:
     """−(mean pairwise JS divergence) of the experts' mean output distributions -> (R,); lower = more diverse."""
-    return _js_of_means(expert_mean_outputs(expert_outputs, w, gates))
+    return _js_of_means(routed_mean_outputs(expert_outputs, w, gates))
 
 
 def router_z_loss(logits: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -176,7 +176,7 @@ def loss_terms(out: dict[str, Any], target: torch.Tensor, w_main: torch.Tensor, 
     """Every loss term plus their weighted total, each (R,)."""
     # shared by out_div and js: one pass, not two; routed (gate-weighted) or all-row means per DIVERSITY_SCOPE
     gates = scope_gates(out, getattr(config, "diversity_scope", "routed"))
-    means = expert_mean_outputs(out["expert_outputs"], w, gates)
+    means = routed_mean_outputs(out["expert_outputs"], w, gates)
     y = with_expected_routing_gradient(out, target, getattr(config, "routing_ce_coef", 0.0))
     terms = {
         "main_loss": soft_cross_entropy(y, target, w_main),

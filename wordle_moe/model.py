@@ -22,10 +22,10 @@ from torch import nn
 
 from .config import MoEConfig
 from .losses import EPS
+from .paths import N_BUCKETS
 from .routers import make_router, overridden_rows
 from .streams import DROPOUT, INIT, leading_rows, numpy_stream, torch_stream
 
-N_BUCKETS = 7
 ACTIVATION_FNS = {"gelu": F.gelu, "relu": F.relu, "swish": F.silu, "tanh": torch.tanh}
 EXPERT_PARAMS = ("expert_w1", "expert_b1", "expert_w2", "expert_b2")
 SKIP_PARAM = "expert_skip_w"   # (E, d, 7) per replica; the MLP's output bias expert_b2 is its intercept

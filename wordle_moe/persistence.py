@@ -9,9 +9,7 @@ A saved model is a folder with two files:
 - ``model.json``: the format version, the full MoEConfig, the feature names, the replica ids, the training
   date range, the sha256 of every training data file and of the feature code, and free ``extra`` metadata.
 
-``predictive_interval`` (also the estimator's and the evaluation's) turns the bootstrap interval of the mean
-into the interval where observed shares fall, from held-out residuals; it lives here, free of scikit-learn,
-so that a prediction from a saved model starts fast.
+A loaded model's intervals come from ``wordle_moe.intervals`` (the estimator's and the evaluation's too).
 
 ``load_model`` refuses (``ModelVersionError``) a folder whose data or feature-code hashes differ from the
 files on disk now: its predictions would describe another data set or other features. An estimator
@@ -35,6 +33,7 @@ import numpy as np
 import torch
 
 from .config import MoEConfig
+from .intervals import replica_intervals
 from .io import current_umask
 from .model import MoEModel
 from .paths import ALLOWED, ANSWERS, RAW_DATA, ROOT
@@ -46,7 +45,6 @@ META_FILE = "model.json"
 # The code whose change changes feature values (features.FEATURE_VERSION is bumped by hand; this catches the rest).
 FEATURE_CODE = ("features.py", "feedback.py", "solvers.py", "embeddings.py", "wordlists.py")
 MCM_DATA_FILES = {"mcm": RAW_DATA, "answers": ANSWERS, "allowed": ALLOWED}
-INTERVAL_KINDS = ("predictive", "mean")
 
 
 class ModelVersionError(ValueError):
@@ -140,7 +138,7 @@ class SavedModel:
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(mean, low, high), each (n, 7); kind="predictive" (where observed shares fall, from the saved
         held-out residuals) or "mean" (the bootstrap percentile interval of the mean)."""
-        return summarise(self.predict_replicas(X), self.residuals,
+        return replica_intervals(self.predict_replicas(X), self.residuals,
                          self.config.bootstrap_ci if ci_level is None else ci_level, kinds=(kind,))[kind]
 
     def summary(self, X: Any, ci_level: float | None = None) -> dict[str, np.ndarray]:
@@ -148,53 +146,12 @@ class SavedModel:
         level = self.config.bootstrap_ci if ci_level is None else ci_level
         P_boot = self.predict_replicas(X)
         kinds = ("mean", "predictive") if self.residuals is not None else ("mean",)
-        s = summarise(P_boot, self.residuals, level, kinds=kinds)
+        s = replica_intervals(P_boot, self.residuals, level, kinds=kinds)
         out = {"mean": s["mean"][0], "std": P_boot.std(axis=0, ddof=1) if len(P_boot) > 1 else 0 * s["mean"][0],
                "mean_low": s["mean"][1], "mean_high": s["mean"][2]}
         if "predictive" in s:
             out.update(pred_low=s["predictive"][1], pred_high=s["predictive"][2])
         return out
-
-
-def predictive_interval(mean: np.ndarray, low: np.ndarray, high: np.ndarray, residuals: np.ndarray,
-                        ci_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Predictive interval: the model mean plus held-out residual quantiles, never narrower than the bootstrap interval.
-
-    The bootstrap (model-mean) interval only covers uncertainty about the mean; observed shares also
-    scatter around it (word-level noise the features do not explain). Residuals of models fitted without
-    the rows they are measured on measure that scatter per bucket and already include the estimation
-    uncertainty; adding the bootstrap spread again in quadrature double-counts it (measured: ~97.5%
-    coverage at a nominal 95%), so the two intervals are combined as an envelope, clipped to [0, 1].
-    """
-    if not 0 < ci_level < 1:
-        raise ValueError(f"ci_level must be in (0, 1), got {ci_level}")
-    alpha = 1.0 - ci_level
-    q_low, q_high = np.quantile(np.asarray(residuals, dtype=float), [alpha / 2, 1 - alpha / 2], axis=0)  # (7,)
-    lo = np.minimum(low, mean + q_low)
-    hi = np.maximum(high, mean + q_high)
-    return np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
-
-
-def summarise(P_boot: np.ndarray, residuals: np.ndarray | None, ci_level: float,
-              kinds: Sequence[str] = INTERVAL_KINDS) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """{kind: (mean, low, high)} from replica predictions (R, n, 7) and held-out residuals (m, 7)."""
-    from .bootstrap import bootstrap_summary
-    bad = [k for k in kinds if k not in INTERVAL_KINDS]
-    if bad:
-        raise ValueError(f"kind must be one of {INTERVAL_KINDS}, got {bad[0]!r}")
-    s = bootstrap_summary(P_boot, ci_level)
-    out = {}
-    if "mean" in kinds:
-        if len(P_boot) < 2:
-            raise ValueError("the interval of the mean needs bootstrap replicas (this model has one)")
-        out["mean"] = (s["mean"], s["low"], s["high"])
-    if "predictive" in kinds:
-        if residuals is None:
-            raise ValueError("this saved model has no held-out residuals: the predictive interval is unavailable "
-                             "(ask for kind='mean', or save the model with residuals)")
-        low, high = (s["low"], s["high"]) if len(P_boot) > 1 else (s["mean"], s["mean"])
-        out["predictive"] = (s["mean"], *predictive_interval(s["mean"], low, high, residuals, ci_level))
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,8 +202,7 @@ def save_model(path: str | os.PathLike, model: Any, *, feature_names: Sequence[s
     ``training_data``: (X, P) to record the exact training matrix's sha256. ``extra``: JSON-able metadata
     (e.g. the population the model predicts).
     """
-    from .estimator import MoEDistributionRegressor
-
+    from .estimator import MoEDistributionRegressor  # lazily: loading a model for a prediction needs no scikit-learn
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "data_files": data_fingerprint(MCM_DATA_FILES if data_files is None else data_files),
@@ -386,3 +342,17 @@ def load_model(path: str | os.PathLike, *, verify: bool = True) -> Any:
         est.saved_meta_ = meta
         return est
     raise ModelVersionError(f"{path}: unknown saved kind {meta['kind']!r}")
+
+
+def save_ensemble(path: str | os.PathLike, model: Any, data: Any, config: MoEConfig, *,
+                  residuals: np.ndarray | None = None, data_files: Mapping[str, Any] | None = None,
+                  extra: Mapping[str, Any] | None = None) -> Path:
+    """Save a trained model of ``data`` (a WordleDataset) for later predictions: weights, config, feature names,
+    training date range, data and feature-code hashes and held-out residuals (computed here when not given)."""
+    from .dataset import training_date_range
+    from .estimator import ensemble_residuals
+
+    if residuals is None:
+        residuals = ensemble_residuals(data.X, data.P, config, data.n_reported, seed=int(config.seed))
+    return save_model(path, model, feature_names=data.feature_names, residuals=residuals, data_files=data_files,
+                      date_range=training_date_range(data), training_data=(data.X, data.P), extra=extra)

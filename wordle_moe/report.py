@@ -1,9 +1,10 @@
-"""Writing the fixed-name output files from computed results, plus the small steps the notebook calls.
+"""Writing the fixed-name output files from computed results: tables, figures and the closing listing.
 
 Computing lives in the engine and in ``analysis/``; this module shapes results into the fixed
 output tables and writes them with the atomic writers of ``wordle_moe.io`` (a crash never leaves
 half a file). Wall-clock timings are kept out of the CSVs (they go to run_manifest.json) so that
-two runs with the same seed write byte-identical CSVs.
+two runs with the same seed write byte-identical CSVs. The notebook's parameters are ``wordle_moe.parameters``,
+its progress bars ``wordle_moe.progress``; the training steps it calls live in the engine (evaluation, persistence).
 """
 from __future__ import annotations
 
@@ -24,12 +25,6 @@ STABILITY_FILES = {"csv": "expert_assignment_stability.csv", "png": "expert_assi
 TIMING_COLUMNS = ("seconds", "fit_seconds", "fit_seconds_mean", "fit_seconds_std", "predict_seconds")
 SUM_TOLERANCE = 1e-6
 
-# The notebook's own switches; every other parameter is a knob of moe_booststrap.py (see module_knobs).
-NOTEBOOK_SWITCHES = ("QUICK", "RUN_GRID_SEARCH", "OUTPUT_DIR", "FAIL_AT_SECTION")
-# QUICK mode: a small run for tests and smoke checks (caps, never raises a value the user set lower)
-QUICK_CAPS = {"MAX_EPOCHS": 60, "PATIENCE": 15, "BOOTSTRAP_B": 6, "HIDDEN_SIZE": 32}
-
-
 def expected_outputs(holdout_word: str) -> list[str]:
     """Every fixed output name a complete run writes (the holdout names use the lower-case word)."""
     w = str(holdout_word).strip().lower()
@@ -43,129 +38,6 @@ def expected_outputs(holdout_word: str) -> list[str]:
         "expert_decomposition_samples.png", *STABILITY_FILES.values(), "forecast_wordlebot.csv",
         "forecast_wordlebot.png", "forecast_wordlebot_comparison.csv", "run_manifest.json",
     ]
-
-
-# --------------------------------------------------------------------------------------------
-# Parameters
-# --------------------------------------------------------------------------------------------
-def module_knobs(module: Any) -> tuple[str, ...]:
-    """Every upper-case knob of the companion module, in file order (read from the module, never hand-listed)."""
-    names = module.knobs() if hasattr(module, "knobs") else vars(module)
-    return tuple(n for n in names if n.isupper() and not n.startswith("_"))
-
-
-def notebook_parameters(module: Any) -> tuple[str, ...]:
-    """The names the notebook's parameters cell defines: every module knob plus the notebook switches."""
-    return module_knobs(module) + NOTEBOOK_SWITCHES
-
-
-def check_parameter_names(names: Iterable[str], module: Any) -> None:
-    """Raise ConfigError naming any injected name that is neither a module knob nor a notebook switch.
-
-    Papermill only warns about an unknown ``-p NAME`` and runs on with the defaults; a misspelt knob would
-    silently change nothing, so the notebook stops instead.
-    """
-    from wordle_moe.config import ConfigError
-
-    known = set(notebook_parameters(module))
-    unknown = sorted(set(names) - known)
-    if unknown:
-        import difflib
-
-        close = {u: difflib.get_close_matches(u.upper(), known, n=1) for u in unknown}
-        hints = "; ".join(f"{u} (did you mean {c[0]}?)" for u, c in close.items() if c)
-        raise ConfigError(f"unknown notebook parameter(s) {unknown}: not a knob of moe_booststrap.py nor a notebook "
-                          f"switch{'; ' + hints if hints else ''}. Known: {sorted(known)}")
-
-
-def _coerce(knob: str, value: Any, current: Any) -> Any:
-    """A papermill string for a list knob (``-p GRID_TOP_K "[1, 2]"``) parsed as a Python literal."""
-    import ast
-
-    from wordle_moe.config import ConfigError
-
-    if isinstance(current, (list, tuple)) and isinstance(value, str):
-        try:
-            value = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            raise ConfigError(f"{knob}={value!r} is invalid: give a list such as [1, 2]") from None
-    if isinstance(current, (list, tuple)) and not (isinstance(value, (list, tuple)) and len(value) > 0):
-        raise ConfigError(f"{knob}={value!r} is invalid: must be a non-empty list")
-    return list(value) if isinstance(value, tuple) else value
-
-
-def apply_parameters(module: Any, params: Mapping[str, Any], quick: bool = False) -> dict[str, Any]:
-    """Set every module knob in ``params`` that is not None on the module (QUICK caps applied), validate, return them.
-
-    Raises ConfigError naming the knob before any training (TOP_K > NUM_EXPERTS, negative coefficient,
-    unknown router, a grid that is not a list, ...), and for a malformed HOLDOUT_WORD / HOLDOUT_DATE.
-    """
-    from wordle_moe.config import ConfigError
-
-    knobs = module_knobs(module)
-    applied = {k: _coerce(k, params[k], getattr(module, k, None)) for k in knobs
-               if params.get(k) is not None}  # None: keep the module's value
-    if quick:
-        for knob, cap in QUICK_CAPS.items():
-            value = applied.get(knob, getattr(module, knob, None))
-            if isinstance(value, (int, float)):
-                applied[knob] = min(value, cap)
-    word = str(applied.get("HOLDOUT_WORD", getattr(module, "HOLDOUT_WORD", "eerie"))).strip().lower()
-    if len(word) != 5 or not word.isalpha():
-        raise ConfigError(f"HOLDOUT_WORD={word!r} is invalid: must be a five-letter word")
-    applied["HOLDOUT_WORD"] = word
-    try:
-        pd.Timestamp(applied.get("HOLDOUT_DATE", getattr(module, "HOLDOUT_DATE", None)))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"HOLDOUT_DATE={applied.get('HOLDOUT_DATE')!r} is invalid: {exc}") from None
-    for knob, value in applied.items():
-        setattr(module, knob, value)
-    module.config()  # validates every knob together; the message names the offending knob
-    return applied
-
-
-# --------------------------------------------------------------------------------------------
-# Progress bars
-# --------------------------------------------------------------------------------------------
-PROGRESS_ENV = "WORDLE_MOE_PROGRESS"  # widgets | text: overrides the detection below
-
-
-def _under_papermill() -> bool:
-    """True when this kernel was started by papermill (its parent process runs papermill): no browser draws widgets."""
-    try:
-        import psutil
-
-        parent = psutil.Process().parent()
-        return parent is not None and any("papermill" in part for part in parent.cmdline())
-    except Exception:  # psutil missing or the process table unreadable: assume an interactive front end
-        return False
-
-
-def configure_progress() -> str:
-    """Make the engine's ``tqdm.auto`` bars visible where the notebook runs; returns "widgets" or "text".
-
-    In JupyterLab tqdm.auto draws ipywidgets bars. Under papermill no browser renders them, so its log would
-    show a bar at 0% and nothing more: there the bars become plain text written at most every 10 s, which
-    ``papermill --log-output`` prints as the work goes on. Call before importing the engine modules that
-    bind ``tqdm.auto.tqdm`` at import (evaluation, search); ``WORDLE_MOE_PROGRESS`` overrides the detection.
-    """
-    import tqdm.auto
-    import tqdm.std
-
-    mode = os.environ.get(PROGRESS_ENV) or ("text" if _under_papermill() else "widgets")
-    if mode == "text":
-        class LogBar(tqdm.std.tqdm):
-            """A text bar for logs: ASCII, a new line at most every 10 s instead of rapid carriage returns."""
-
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                kwargs.setdefault("mininterval", 10.0)
-                kwargs.setdefault("ascii", True)
-                kwargs["leave"] = True  # keep the final line in the log
-                super().__init__(*args, **kwargs)
-
-        tqdm.auto.tqdm = LogBar
-        tqdm.auto.trange = lambda *args, **kwargs: LogBar(range(*args), **kwargs)
-    return mode
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,97 +175,3 @@ def list_outputs(output_dir: str | os.PathLike, holdout_word: str) -> pd.DataFra
         "exists": [(out / n).exists() for n in names],
         "bytes": [(out / n).stat().st_size if (out / n).exists() else 0 for n in names],
     })
-
-
-# --------------------------------------------------------------------------------------------
-# Notebook steps (thin glue over the engine; they compute nothing the engine does not)
-# --------------------------------------------------------------------------------------------
-def forecast_split(dates: Any, seed: int = 0, val_fraction: float = 0.2) -> dict[str, np.ndarray]:
-    """Protocol B indices (train = words before 2022-10-01, test = the rest), with a seeded validation
-    subset of the training words for early stopping: dict(train, val, test)."""
-    from wordle_moe.evaluation import protocol_splits
-
-    dates = pd.to_datetime(pd.Series(np.asarray(dates)))
-    (_, train, test), = protocol_splits("B", len(dates), dates)
-    perm = np.random.default_rng(seed).permutation(len(train))
-    n_val = max(1, int(round(val_fraction * len(train))))
-    return {"train": np.sort(train[perm[n_val:]]), "val": np.sort(train[perm[:n_val]]), "test": test}
-
-
-def ensemble_residuals(X: np.ndarray, P: np.ndarray, config: Any, n_reported: np.ndarray | None = None,
-                       cv: int = 5, seed: int = 0, progress: bool = False) -> np.ndarray:
-    """Out-of-fold residuals P - P_hat (n, 7) of the single model with ``config`` (``cv``-fold, over these rows):
-    the held-out scatter a saved ensemble's predictive interval adds to its interval of the mean."""
-    from wordle_moe.estimator import MoEDistributionRegressor
-    from wordle_moe.evaluation import oof_residuals
-
-    return oof_residuals(MoEDistributionRegressor.from_config(config), np.asarray(X, float), np.asarray(P, float), cv=cv,
-                         n_reported=n_reported, random_state=seed)
-
-
-def save_ensemble(path: str | os.PathLike, model: Any, data: Any, config: Any, *,
-                  residuals: np.ndarray | None = None, data_files: Mapping[str, Any] | None = None,
-                  extra: Mapping[str, Any] | None = None) -> Path:
-    """Save a trained model of ``data`` (a WordleDataset) for later predictions: weights, config, feature names,
-    training date range, data and feature-code hashes and held-out residuals (computed here when not given)."""
-    from wordle_moe.dataset import training_date_range
-    from wordle_moe.persistence import save_model
-
-    if residuals is None:
-        residuals = ensemble_residuals(data.X, data.P, config, data.n_reported, seed=int(config.seed))
-    return save_model(path, model, feature_names=data.feature_names, residuals=residuals, data_files=data_files,
-                      date_range=training_date_range(data), training_data=(data.X, data.P), extra=extra)
-
-
-def peer_models(config: Any, quick: bool = False, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(models, calibration stand-ins): the peer models plus the MoE itself. QUICK keeps the two cheapest peers
-    and a MoE with 4 replicas; a full run gives the MoE min(BOOTSTRAP_B, 20) replicas per fold and a 4-replica
-    stand-in for the inner-CV residuals of the calibrated interval (the residuals only need its mean)."""
-    from wordle_moe.baselines import make_peers
-    from wordle_moe.estimator import MoEDistributionRegressor
-
-    peers = make_peers(random_state=seed, include_mlp=False)
-    if quick:
-        peers = {k: v for k, v in peers.items() if k in ("mean_distribution", "softmax_regression")}
-    n_boot, n_stand_in = min(int(config.bootstrap_b), 4 if quick else 20), min(int(config.bootstrap_b), 4)
-    stand_ins: dict[str, Any] = {}
-    variants = {"moe": config}
-    if not quick:  # the single MLP-softmax peer: the same network with one expert, trained the same way
-        variants["single_mlp"] = config.replace(num_experts=1, top_k=1)
-    for name, cfg in variants.items():
-        peers[name] = MoEDistributionRegressor.from_config(cfg, n_boot)
-        stand_ins[name] = MoEDistributionRegressor.from_config(cfg, n_stand_in)
-    return peers, stand_ins
-
-
-def compare_with_peers(X: np.ndarray, P: np.ndarray, dates: Any, config: Any, quick: bool = False,
-                       seed: int = 0, repeats_a: int = 1, progress: bool = False) -> pd.DataFrame:
-    """model_comparison table: mean/std of every metric per (protocol, model), best RPS first.
-
-    Full run: protocol A (5-fold CV, ``repeats_a`` repeats; `make bench` runs all 3 repeats)
-    and protocol B, with calibrated intervals; QUICK: protocol B only, no calibration.
-    """
-    from wordle_moe.evaluation import evaluate_models, protocol_splits, rank_models, summarise
-
-    models, stand_ins = peer_models(config, quick, seed)
-    splits = {"B": protocol_splits("B", len(X), dates)}
-    if not quick:
-        splits["A"] = protocol_splits("A", len(X), n_repeats=repeats_a, random_state=seed)
-    tables = [evaluate_models(models, X, P, dates, protocol=p, splits=splits[p], calibrate=not quick,
-                              ci_level=config.bootstrap_ci, calibration_estimators=stand_ins, progress=progress)
-              for p in sorted(splits)]
-    summary = rank_models(summarise(pd.concat(tables, ignore_index=True)))
-    summary.insert(2, "mode", "quick" if quick else f"full (protocol A: 5-fold x {repeats_a})")
-    return summary
-
-
-def grid_for_run(module: Any, full: bool) -> dict[str, list]:
-    """The GRID_* grids of the module when ``full``; otherwise a real two-configuration grid around the knobs
-    (TOP_K 1 vs 2, or two hidden sizes for a single expert) so grid_search_results.csv is never a stub."""
-    if full:
-        return {"num_experts": list(module.GRID_NUM_EXPERTS), "top_k": list(module.GRID_TOP_K),
-                "hidden_size": list(module.GRID_HIDDEN_SIZE), "aux_loss_weight": list(module.GRID_AUX_COEF),
-                "expert_diversity_coef": list(module.GRID_DIVERSITY_COEF)}
-    if module.NUM_EXPERTS >= 2:
-        return {"num_experts": [module.NUM_EXPERTS], "top_k": sorted({1, 2, module.TOP_K} & {1, 2})}
-    return {"num_experts": [1], "hidden_size": sorted({module.HIDDEN_SIZE, 2 * module.HIDDEN_SIZE})}

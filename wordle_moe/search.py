@@ -33,20 +33,13 @@ from scipy.stats import rankdata
 from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
-from wordle_moe import metrics, stability
+from wordle_moe import agreement, metrics
 from wordle_moe.config import ROUTERS, ConfigError, MoEConfig
+from wordle_moe.crossfit import validation_split
 
-# the knob grids, plus the loss-weight and router grids of the search
-GRID_NUM_EXPERTS = [2, 3, 4]
-GRID_TOP_K = [1, 2]
-GRID_HIDDEN_SIZE = [64, 128]
-GRID_AUX_COEF = [5e-4, 1e-3, 2e-3]
-GRID_DIVERSITY_COEF = [1e-4, 5e-4, 1e-3, 2e-3, 5e-3]
-GRID_OUTPUT_DIVERSITY_COEF = [0.05, 0.1, 0.2, 0.3]
-GRID_JS_COEF = [0.02, 0.05, 0.1, 0.15]
-# the four routers of the product (config.ROUTERS may hold extra engine variants, e.g. aux_free_bias)
-PRODUCT_ROUTERS = ("topk", "noisy_topk", "expert_choice", "reputation")
-GRID_ROUTER = [r for r in PRODUCT_ROUTERS if r in ROUTERS]
+# the four routers of the product (config.ROUTERS may hold extra engine variants, e.g. aux_free_bias); the knob
+# grids are the GRID_* knobs of moe_booststrap.py, passed in as arguments
+PRODUCT_ROUTERS = tuple(r for r in ("topk", "noisy_topk", "expert_choice", "reputation") if r in ROUTERS)
 
 KNOB_COLUMNS = ["num_experts", "top_k", "hidden_size", "router", "aux_loss_weight", "expert_diversity_coef",
                 "expert_output_diversity_coef", "expert_js_divergence_coef"]
@@ -59,24 +52,6 @@ ROUTER_COMPARISON_COLUMNS = ["router", "num_experts", "top_k", "rps", "rps_se", 
                              "routed_js", "stability_ari", "stability_ari_baseline", "override_rate",
                              "override_rate_training", "min_group_share", "rank_distance", "routing_entropy",
                              "expert_usage", "n_folds"]
-
-
-def full_grid() -> dict[str, list]:
-    """Every knob grid at once (large: run it on a cluster, or pick a subset)."""
-    return {
-        "num_experts": GRID_NUM_EXPERTS, "top_k": GRID_TOP_K, "hidden_size": GRID_HIDDEN_SIZE,
-        "aux_loss_weight": GRID_AUX_COEF, "expert_diversity_coef": GRID_DIVERSITY_COEF,
-        "expert_output_diversity_coef": GRID_OUTPUT_DIVERSITY_COEF, "expert_js_divergence_coef": GRID_JS_COEF,
-        "router": GRID_ROUTER,
-    }
-
-
-def small_grid() -> dict[str, list]:
-    """A few-minute grid over the structural knobs and the two output-diversity losses."""
-    return {
-        "num_experts": [2, 3], "top_k": [1, 2],
-        "expert_output_diversity_coef": [0.05, 0.3], "expert_js_divergence_coef": [0.02, 0.15],
-    }
 
 
 def expand_grid(grid: Mapping[str, Sequence[Any]], base_config: MoEConfig | None = None) -> list[dict[str, Any]]:
@@ -114,18 +89,11 @@ def _single_thread_torch() -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def _validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded (train, val) split of the training rows for early stopping."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(fraction * n)))
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-
-
 def fit_moe(X: np.ndarray, P: np.ndarray, config: MoEConfig, n_reported: np.ndarray | None = None) -> Any:
     """One MoE (R=1) trained on (X, P) with a seeded validation split for early stopping."""
     from wordle_moe.training import train_moe
 
-    tr, va = _validation_split(len(X), config.val_fraction, config.seed)
+    tr, va = validation_split(len(X), config.val_fraction, config.seed)
     nr_tr = None if n_reported is None else n_reported[tr]
     nr_va = None if n_reported is None else n_reported[va]
     model, _ = train_moe(X[tr], P[tr], X[va], P[va], config=config, n_reported=nr_tr, n_reported_val=nr_va)
@@ -138,7 +106,7 @@ def fold_weights(n: int, folds: Sequence[tuple[np.ndarray, np.ndarray]], val_fra
     by the same seeded rule as ``fit_moe`` (the test rows get weight 0 in both)."""
     train_w, val_w = np.zeros((len(folds), n)), np.zeros((len(folds), n))
     for r, (tr, _) in enumerate(folds):
-        t, v = _validation_split(len(tr), val_fraction, seed)
+        t, v = validation_split(len(tr), val_fraction, seed)
         train_w[r, tr[t]] = 1.0
         val_w[r, tr[v]] = 1.0
     return train_w, val_w
@@ -204,7 +172,7 @@ def differentiation(inter: Mapping[str, Any]) -> dict[str, Any]:
     gates = np.asarray(inter["gates"], dtype=float)
     top_idx = np.asarray(inter["top_k_indices"])
     E = gate_scores.shape[1]
-    routed = stability.routed_mean_outputs(inter["expert_outputs"], gates)[0]   # (E, 7), NaN: handles no word
+    routed = agreement.routed_mean_outputs(inter["expert_outputs"], gates)[0]   # (E, 7), NaN: handles no word
     rank_distance, routed_js = routed_pair_measures(routed)
     usage = np.bincount(top_idx[:, 0], minlength=E) / len(top_idx)    # share of words whose first choice is e
     load = gates.mean(axis=0)                                         # gate mass per expert
@@ -253,7 +221,7 @@ def score_configuration(X: np.ndarray, P: np.ndarray, knobs: Mapping[str, Any], 
     folds = list(KFold(n_splits=cv, shuffle=True, random_state=seed).split(X))
     with _single_thread_torch():
         model, train_w = fit_folds(X, P, config, folds, n_reported)   # the cv fold models as one batched model
-        routing = stability.replica_routing(model, X)                  # every fold model routes ALL words
+        routing = agreement.replica_routing(model, X)                  # every fold model routes ALL words
         train_override = training_override_rates(model, X, train_w)
     pred = routing["final_output"] / routing["final_output"].sum(axis=-1, keepdims=True)
     fold_rps = [metrics.rps(P[te], pred[r, te]).mean() for r, (_, te) in enumerate(folds)]
@@ -261,7 +229,7 @@ def score_configuration(X: np.ndarray, P: np.ndarray, knobs: Mapping[str, Any], 
     fold_js = [metrics.js_divergence(P[te], pred[r, te]).mean() for r, (_, te) in enumerate(folds)]
     # differentiation on each fold's unseen words
     diffs = [differentiation({k: v[r, te] for k, v in routing.items()}) for r, (_, te) in enumerate(folds)]
-    labels = stability.primary_experts(routing["gates"])
+    labels = agreement.primary_experts(routing["gates"])
     se = (lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0)
     usage = np.mean([d["usage"] for d in diffs], axis=0)
     group_share = np.mean([np.bincount(lab, minlength=config.num_experts) / len(lab) for lab in labels], axis=0)
@@ -274,8 +242,8 @@ def score_configuration(X: np.ndarray, P: np.ndarray, knobs: Mapping[str, Any], 
         "override_rate_training": float(np.mean(train_override)),
         "min_usage": float(usage.min()),
         "expert_usage": ";".join(f"{u:.3f}" for u in usage),
-        "stability_ari": stability.mean_pairwise_ari(labels),
-        "stability_ari_baseline": stability.random_baseline_ari(labels, seed=seed),
+        "stability_ari": agreement.mean_pairwise_ari(labels),
+        "stability_ari_baseline": agreement.random_baseline_ari(labels, seed=seed),
         "min_group_share": float(group_share.min()),
         "seconds": time.perf_counter() - start,
     })
@@ -365,7 +333,7 @@ def select_configuration(results: pd.DataFrame) -> dict[str, Any]:
 
 def compare_routers(X: np.ndarray | None, P: np.ndarray | None, *, num_experts: int = 3,
                     top_ks: Sequence[int] = (1, 2), results: pd.DataFrame | None = None,
-                    routers: Sequence[str] = tuple(GRID_ROUTER), base_config: MoEConfig | None = None, cv: int = 3,
+                    routers: Sequence[str] = PRODUCT_ROUTERS, base_config: MoEConfig | None = None, cv: int = 3,
                     n_jobs: int | None = 2, seed: int = 0, output_dir: str | os.PathLike | None = None,
                     n_reported: np.ndarray | None = None, progress: bool = True,
                     grid: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import torch
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 
-N_BUCKETS = 7
+from .paths import N_BUCKETS
 
 
 def softmax_regressions(Z: np.ndarray, P: np.ndarray, weight: np.ndarray, alpha: float = 1e-2,

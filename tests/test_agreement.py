@@ -4,7 +4,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
-from wordle_moe import stability
+from wordle_moe import agreement
 from wordle_moe.config import MoEConfig
 
 
@@ -18,38 +18,38 @@ def test_pairwise_ari_equals_sklearn_pair_by_pair():
     lab[2] = (lab[0] + 1) % 3                    # the same partition, other label numbers
     lab[3] = 0                                   # one group only
     lab[4, :] = 1                                # another single group: full agreement with row 3
-    ari = stability.pairwise_ari(lab)
+    ari = agreement.pairwise_ari(lab)
     expected = np.array([[adjusted_rand_score(a, b) for b in lab] for a in lab])
     np.testing.assert_allclose(ari, expected, atol=1e-12)
     assert ari[0, 1] == 1 and ari[0, 2] == pytest.approx(1) and ari[3, 4] == 1
     assert ari[0, 3] == pytest.approx(0)
     pairs = ari[np.triu_indices(len(lab), 1)]
-    assert stability.mean_pairwise_ari(lab) == pytest.approx(pairs.mean())
+    assert agreement.mean_pairwise_ari(lab) == pytest.approx(pairs.mean())
     assert np.all((ari >= -1) & (ari <= 1))
 
 
 def test_pairwise_ari_with_different_group_counts_and_anticorrelated_pairs():
     lab = np.array([[0, 0, 1, 1], [0, 1, 0, 1], [0, 1, 2, 3], [0, 0, 0, 0]])
-    ari = stability.pairwise_ari(lab)
+    ari = agreement.pairwise_ari(lab)
     assert ari[0, 1] == pytest.approx(-0.5)     # scikit-learn's documented example
     np.testing.assert_allclose(ari, [[adjusted_rand_score(a, b) for b in lab] for a in lab], atol=1e-12)
     with pytest.raises(ValueError, match="non-negative integers"):
-        stability.pairwise_ari(np.array([[0.5, 1.0]]))
+        agreement.pairwise_ari(np.array([[0.5, 1.0]]))
     with pytest.raises(ValueError, match=r"\(R partitions, n words\)"):
-        stability.pairwise_ari(np.array([0, 1, 1]))
+        agreement.pairwise_ari(np.array([0, 1, 1]))
 
 
 def test_random_baseline_is_near_zero_and_keeps_group_sizes():
     lab = np.repeat(_labels(1, 359, 3, seed=4), 30, axis=0)   # 30 identical partitions: ARI 1
-    assert stability.mean_pairwise_ari(lab) == pytest.approx(1.0)
-    base = stability.random_baseline_ari(lab, seed=0)
+    assert agreement.mean_pairwise_ari(lab) == pytest.approx(1.0)
+    base = agreement.random_baseline_ari(lab, seed=0)
     assert abs(base) < 0.02
-    assert base == stability.random_baseline_ari(lab, seed=0)   # seeded
+    assert base == agreement.random_baseline_ari(lab, seed=0)   # seeded
 
 
 def test_co_assignment_by_hand():
     lab = np.array([[0, 0, 1], [1, 0, 0]])
-    co = stability.co_assignment(lab)
+    co = agreement.co_assignment(lab)
     expected = np.array([[1, 0.5, 0], [0.5, 1, 0.5], [0, 0.5, 1]])
     np.testing.assert_allclose(co, expected)
     loop = np.array([[np.mean(lab[:, i] == lab[:, j]) for j in range(3)] for i in range(3)])
@@ -60,7 +60,7 @@ def test_best_permutations_match_hungarian_both_paths():
     rng = np.random.default_rng(1)
     for E in (3, 4, 8):  # 8 takes the Hungarian path, the others the exhaustive one
         cost = rng.random((12, E, E))
-        perm = stability._best_permutations(cost)
+        perm = agreement._best_permutations(cost)
         for r in range(12):
             rows, cols = linear_sum_assignment(cost[r])
             assert cost[r, np.arange(E), perm[r]].sum() == pytest.approx(cost[r, rows, cols].sum())
@@ -88,7 +88,7 @@ def _routing_with_known_groups(R: int = 20, n: int = 120, E: int = 3, flip: floa
 
 def test_grouping_stability_recovers_the_true_grouping():
     routing, truth, perms, profiles = _routing_with_known_groups()
-    res = stability.grouping_stability(routing, reference=profiles, seed=0)
+    res = agreement.grouping_stability(routing, reference=profiles, seed=0)
     np.testing.assert_array_equal(res.permutations, perms)           # expert i -> its true group
     assert (res.consensus_expert == truth).mean() > 0.97
     np.testing.assert_allclose(res.shares.sum(axis=1), 1)
@@ -99,17 +99,17 @@ def test_grouping_stability_recovers_the_true_grouping():
     assert summary["n_replicas"] == 20 and summary["mean_pairwise_ari"] == res.mean_ari
     assert sum(summary["consensus_group_sizes"]) == 120
     # labels never depend on the numbering: ARI of the raw and aligned labels agree
-    np.testing.assert_allclose(stability.pairwise_ari(res.aligned_labels), res.pairwise_ari, atol=1e-12)
+    np.testing.assert_allclose(agreement.pairwise_ari(res.aligned_labels), res.pairwise_ari, atol=1e-12)
     # without a reference, label j means replica 0's expert j: still the same consensus partition
-    free = stability.grouping_stability(routing)
-    assert stability.pairwise_ari(np.stack([free.consensus_expert, res.consensus_expert]))[0, 1] == pytest.approx(1)
+    free = agreement.grouping_stability(routing)
+    assert agreement.pairwise_ari(np.stack([free.consensus_expert, res.consensus_expert]))[0, 1] == pytest.approx(1)
 
 
 def test_unstable_grouping_scores_near_baseline():
     rng = np.random.default_rng(3)
     gates = np.zeros((15, 200, 3))
     gates[np.arange(15)[:, None], np.arange(200)[None], rng.integers(0, 3, (15, 200))] = 1
-    res = stability.grouping_stability({"gates": gates, "expert_outputs": rng.dirichlet(np.ones(7), (15, 200, 3))})
+    res = agreement.grouping_stability({"gates": gates, "expert_outputs": rng.dirichlet(np.ones(7), (15, 200, 3))})
     assert abs(res.mean_ari) < 0.02 and abs(res.baseline_ari) < 0.02
     assert res.confidence.mean() < 0.6
 
@@ -120,12 +120,12 @@ def test_routed_mean_outputs_ignore_words_routed_elsewhere():
     out[0, 2, 0] = [0, 0, 0, 1, 0, 0, 0]  # ... except on word 2, the only one it handles
     out[0, :, 1, 6] = 1.0
     gates = np.array([[[0, 1], [0, 1], [1, 0]]], float)
-    m = stability.routed_mean_outputs(out, gates)
+    m = agreement.routed_mean_outputs(out, gates)
     np.testing.assert_allclose(m[0, 0], [0, 0, 0, 1, 0, 0, 0])
     np.testing.assert_allclose(m[0, 1], [0, 0, 0, 0, 0, 0, 1])
-    unused = stability.routed_mean_outputs(out, np.array([[[0, 1]] * 3], float))
+    unused = agreement.routed_mean_outputs(out, np.array([[[0, 1]] * 3], float))
     assert np.isnan(unused[0, 0]).all()
-    weighted = stability.routed_mean_outputs(out, np.array([[[0.5, 0.5], [0, 1], [1.0, 0]]]))
+    weighted = agreement.routed_mean_outputs(out, np.array([[[0.5, 0.5], [0, 1], [1.0, 0]]]))
     np.testing.assert_allclose(weighted[0, 0], (0.5 * out[0, 0, 0] + out[0, 2, 0]) / 1.5)
 
 
@@ -138,14 +138,14 @@ def test_replica_routing_matches_single_replica_intermediates():
     torch.manual_seed(0)
     X = np.random.default_rng(0).normal(size=(9, 5))
     model = MoEModel(5, MoEConfig(num_experts=3, top_k=2, hidden_size=4), replicas=4)
-    routing = stability.replica_routing(model, X)
+    routing = agreement.replica_routing(model, X)
     assert routing["gates"].shape == (4, 9, 3) and routing["expert_outputs"].shape == (4, 9, 3, 7)
     for r in (0, 3):
         one = intermediates(model, X, replica=r)
-        for k in stability.ROUTING_KEYS:
+        for k in agreement.ROUTING_KEYS:
             np.testing.assert_allclose(routing[k][r], one[k])
-    np.testing.assert_array_equal(stability.primary_experts(routing["gates"]), routing["gates"].argmax(-1))
-    both = stability.replica_routing([model, model], X)    # a list of models (sequential bootstrap) stacks along R
+    np.testing.assert_array_equal(agreement.primary_experts(routing["gates"]), routing["gates"].argmax(-1))
+    both = agreement.replica_routing([model, model], X)    # a list of models (sequential bootstrap) stacks along R
     assert both["gates"].shape == (8, 9, 3)
     np.testing.assert_array_equal(both["gates"][4:], routing["gates"])
 
@@ -153,9 +153,9 @@ def test_replica_routing_matches_single_replica_intermediates():
 def test_relabel_and_shares():
     labels = np.array([[0, 1, 2, 2], [2, 1, 0, 0]])
     perm = np.array([[0, 1, 2], [2, 1, 0]])
-    aligned = stability.relabel(labels, perm)
+    aligned = agreement.relabel(labels, perm)
     np.testing.assert_array_equal(aligned, [[0, 1, 2, 2], [0, 1, 2, 2]])
-    shares = stability.assignment_shares(np.array([[0, 1], [0, 0], [2, 1]]), 3)
+    shares = agreement.assignment_shares(np.array([[0, 1], [0, 0], [2, 1]]), 3)
     np.testing.assert_allclose(shares, [[2 / 3, 0, 1 / 3], [1 / 3, 2 / 3, 0]])
-    cons, conf = stability.consensus(shares)
+    cons, conf = agreement.consensus(shares)
     assert cons.tolist() == [0, 1] and conf.tolist() == pytest.approx([2 / 3, 2 / 3])

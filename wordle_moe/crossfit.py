@@ -1,0 +1,63 @@
+"""Fitting any scikit-learn estimator on some rows, and the out-of-fold residuals of the predictive interval.
+
+One implementation for the estimator's own calibration, the evaluation's inner cross-validation, the
+saved ensembles and the forecasts. It knows nothing of the MoE: it sits below the estimator.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.model_selection import KFold
+from sklearn.pipeline import Pipeline
+
+MIN_FOLD_ROWS = 4  # rows per inner fold, at least: one validation row for early stopping and three to train on
+
+
+def validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, val) indices of n rows for early stopping, each sorted: round(fraction·n) validation rows,
+    at least one, and at least one row left to train on."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = min(max(1, int(round(fraction * n))), n - 1)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def accepts_fit_param(estimator: BaseEstimator, name: str) -> bool:
+    """Whether ``estimator.fit`` (the final step of a Pipeline) takes a keyword ``name``."""
+    final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    return name in inspect.signature(final.fit).parameters
+
+
+def fit_estimator(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray,
+                  sample_weight: np.ndarray | None = None, n_reported: np.ndarray | None = None) -> BaseEstimator:
+    """Fit a bare estimator or a Pipeline, routing sample_weight (and n_reported, where accepted) to the final step."""
+    params: dict[str, Any] = {}
+    if sample_weight is not None:
+        params["sample_weight"] = sample_weight
+    if n_reported is not None and accepts_fit_param(estimator, "n_reported"):
+        params["n_reported"] = n_reported  # the MoE's N_WEIGHTING; peers ignore it
+    if isinstance(estimator, Pipeline):
+        params = {f"{estimator.steps[-1][0]}__{k}": v for k, v in params.items()}
+    return estimator.fit(X, P, **params)
+
+
+def oof_residuals(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, *, cv: int = 5,
+                  sample_weight: np.ndarray | None = None, n_reported: np.ndarray | None = None,
+                  random_state: int = 0) -> np.ndarray:
+    """Out-of-fold residuals P - P_hat (n, 7) of clones of ``estimator``, from a shuffled K-fold over these rows only.
+
+    They measure how far observed shares fall from a model that never saw them: the spread the predictive
+    interval adds to the bootstrap interval of the mean. K = ``cv``, fewer when the rows are too few (>= 2).
+    """
+    X = np.asarray(X, dtype=float)
+    P = np.asarray(P, dtype=float)
+    k = max(min(int(cv), len(X) // MIN_FOLD_ROWS), 2)
+    resid = np.empty_like(P)
+    for tr, te in KFold(n_splits=k, shuffle=True, random_state=random_state).split(X):
+        w = None if sample_weight is None else sample_weight[tr]
+        nr = None if n_reported is None else n_reported[tr]
+        model = fit_estimator(clone(estimator), X[tr], P[tr], w, nr)
+        resid[te] = P[te] - model.predict(X[te])
+    return resid

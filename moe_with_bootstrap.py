@@ -106,6 +106,7 @@ import analysis
 import moe_booststrap as mb
 from wordle_moe import agreement, embeddings, evaluation, parameters, paths, persistence, report, search
 from wordle_moe.dataset import feature_rows, training_date_range
+from wordle_moe.estimator import ensemble_residuals
 from wordle_moe.intervals import predictive_interval
 from wordle_moe.manifest import RunManifest
 
@@ -182,8 +183,11 @@ with run.section("training"):
     tr, va, te = split["train"], split["val"], split["test"]
     model, info = mb.train_moe(X[tr], P[tr], X[va], P[va], n_reported=data.n_reported[tr],
                                n_reported_val=data.n_reported[va], verbose=True)
+    # with the out-of-fold residuals of its training words (5 fits, ~2 s): `predict --model-dir .../model/single`
+    # then gives this model's predictive interval (it has no replicas, so no interval of the mean)
     mb.save_model(OUT / "model" / "single", model, feature_names=data.feature_names,
                   date_range=(data.dates.iloc[tr].min(), data.dates.iloc[tr].max()), training_data=(X[tr], P[tr]),
+                  residuals=ensemble_residuals(X[tr], P[tr], CFG, data.n_reported[tr], seed=SEED),
                   extra={"population": "mcm", "populations": ["mcm"], "split": "protocol B training words"})
     report.write_table(info["history"], OUT, "moe_loss_log.csv")
     report.write_figure(analysis.plot_training_history(info["history"], info["best_epoch"]), OUT,

@@ -113,7 +113,7 @@ def test_words_file_to_csv_and_json(model_dir, tmp_path, capsys):
     bad.write_text("word\ncrane\ncranes\n")
     with pytest.raises(SystemExit):
         cli.main(["predict", "--words-file", str(bad), "--model-dir", str(model_dir)])
-    assert f"'cranes' ({bad} row 3) is not a five-letter word" in capsys.readouterr().err
+    assert f"'cranes' ({bad} line 3) is not a five-letter word" in capsys.readouterr().err
 
 
 def test_bare_word_list_file(model_dir, tmp_path, capsys):
@@ -201,3 +201,54 @@ def test_predictive_interval_of_another_population_is_flagged(model_dir, tmp_pat
     assert "calibrated on wordlebot residuals; for the mcm population it may be too narrow" in err
     _, _, err = run(capsys, "crane", "--date", "2022-05-01", "--model-dir", str(model_dir))
     assert "calibrated on" not in err
+
+
+@pytest.fixture(scope="module")
+def single_dir(tmp_path_factory):
+    """A single model (one replica) saved with held-out residuals, as `make run` saves model/single."""
+    from wordle_moe.training import train_moe
+
+    data = load_dataset()
+    model, _ = train_moe(data.X[:300], data.P[:300], data.X[300:], data.P[300:], config=TINY)
+    resid = np.random.default_rng(1).normal(0, 0.02, (300, 7))
+    path = tmp_path_factory.mktemp("single") / "single"
+    save_model(path, model, feature_names=data.feature_names, residuals=resid,
+               date_range=(data.dates.min(), data.dates.max()), extra={"populations": ["mcm"]})
+    return path
+
+
+def test_a_single_model_answers_with_its_predictive_interval(single_dir, capsys):
+    code, out, err = run(capsys, "crane", "--date", "2022-05-01", "--model-dir", str(single_dir))
+    assert code == 0 and "is a single model (no bootstrap replicas): no interval of the mean" in err
+    lines = out.splitlines()
+    assert "(a single model, no bootstrap replicas;" in lines[0]
+    assert "pred_low..pred_high = 95% predictive interval (from its held-out residuals)" in lines[2]
+    table = pd.read_csv(pd.io.common.StringIO("\n".join(lines[4:])), sep=r"\s+")
+    assert list(table.columns) == ["bucket", "mean", "pred_low", "pred_high"]
+    saved = load_model(single_dir)
+    X = feature_rows(["crane"], ["2022-05-01"], saved.feature_names)[saved.feature_names].to_numpy(float)
+    mean = saved.predict(X)[0]
+    q = np.quantile(saved.residuals, [0.025, 0.975], axis=0)
+    np.testing.assert_allclose(table["mean"], 100 * mean, atol=0.006)
+    np.testing.assert_allclose(table["pred_low"], 100 * np.clip(mean + q[0], 0, 1), atol=0.006)
+    np.testing.assert_allclose(table["pred_high"], 100 * np.clip(mean + q[1], 0, 1), atol=0.006)
+
+
+def test_retrain_warns_below_30_replicas(capsys):
+    code, _, err = run(capsys, "crane", "--date", "2022-05-01", "--retrain", "--B", "2", "--sources", "mcm",
+                       main=lambda argv: cli.main(argv, config=MoEConfig(max_epochs=3, patience=2, hidden_size=3)))
+    assert code == 0 and "warning: 2 replicas: the interval of the mean and the replica spread are rough" in err
+
+
+def test_no_verify_uses_a_model_whose_data_changed(model_dir, tmp_path, capsys):
+    data_file = tmp_path / "train.csv"
+    data_file.write_text("a\n")
+    saved = load_model(model_dir)
+    stale = save_model(tmp_path / "stale", saved.model, feature_names=saved.feature_names, data_files={"x": data_file},
+                       date_range=saved.date_range)
+    data_file.write_text("b\n")
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "crane", "--model-dir", str(stale)])
+    assert "--no-verify" in capsys.readouterr().err
+    code, out, err = run(capsys, "crane", "--date", "2022-05-01", "--model-dir", str(stale), "--no-verify")
+    assert code == 0 and "warning: --no-verify" in err and out.startswith(f"model: {stale}")

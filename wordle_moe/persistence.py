@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from .config import MoEConfig
+from .disagreement import reference_stats
 from .intervals import replica_intervals
 from .io import current_umask
 from .model import MoEModel
@@ -45,6 +46,8 @@ META_FILE = "model.json"
 # The code whose change changes feature values (features.FEATURE_VERSION is bumped by hand; this catches the rest).
 FEATURE_CODE = ("features.py", "feedback.py", "solvers.py", "embeddings.py", "wordlists.py")
 MCM_DATA_FILES = {"mcm": RAW_DATA, "answers": ANSWERS, "allowed": ALLOWED}
+KINDS = ("moe_model", "estimator")
+REQUIRED_META = ("kind", "feature_names")
 
 
 class ModelVersionError(ValueError):
@@ -119,6 +122,11 @@ class SavedModel:
         r = self.meta.get("date_range")
         return (r[0], r[1]) if r else None
 
+    @property
+    def disagreement(self) -> dict[str, Any] | None:
+        """The replicas' spread on the observed words and the training range of each input (None if not saved)."""
+        return self.meta.get("disagreement")
+
     def _X(self, X: Any) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
@@ -141,14 +149,19 @@ class SavedModel:
         return replica_intervals(self.predict_replicas(X), self.residuals,
                          self.config.bootstrap_ci if ci_level is None else ci_level, kinds=(kind,))[kind]
 
-    def summary(self, X: Any, ci_level: float | None = None) -> dict[str, np.ndarray]:
-        """mean, std, mean_low/mean_high (interval of the mean) and, with residuals, pred_low/pred_high."""
+    def summary(self, X: Any, ci_level: float | None = None, P_boot: np.ndarray | None = None
+                ) -> dict[str, np.ndarray]:
+        """mean; with replicas std and mean_low/mean_high (interval of the mean); with residuals pred_low/pred_high.
+
+        A single model (R = 1) has no interval of the mean: its summary is the mean and, when held-out residuals
+        were saved with it, the predictive interval around it."""
         level = self.config.bootstrap_ci if ci_level is None else ci_level
-        P_boot = self.predict_replicas(X)
-        kinds = ("mean", "predictive") if self.residuals is not None else ("mean",)
-        s = replica_intervals(P_boot, self.residuals, level, kinds=kinds)
-        out = {"mean": s["mean"][0], "std": P_boot.std(axis=0, ddof=1) if len(P_boot) > 1 else 0 * s["mean"][0],
-               "mean_low": s["mean"][1], "mean_high": s["mean"][2]}
+        P_boot = self.predict_replicas(X) if P_boot is None else P_boot  # the replicas' predictions, when at hand
+        kinds = (("mean",) if len(P_boot) > 1 else ()) + (("predictive",) if self.residuals is not None else ())
+        s = replica_intervals(P_boot, self.residuals, level, kinds=kinds) if kinds else {}
+        out = {"mean": P_boot.mean(axis=0)}
+        if "mean" in s:
+            out.update(std=P_boot.std(axis=0, ddof=1), mean_low=s["mean"][1], mean_high=s["mean"][2])
         if "predictive" in s:
             out.update(pred_low=s["predictive"][1], pred_high=s["predictive"][2])
         return out
@@ -199,7 +212,8 @@ def save_model(path: str | os.PathLike, model: Any, *, feature_names: Sequence[s
     ``feature_names``: the model's input columns in order (required for a MoEModel). ``residuals`` (m, 7):
     held-out residuals P - P_hat for the predictive interval. ``data_files``: {name: path} of the training
     data (default: the MCM table and both word lists). ``date_range``: (first, last) training date.
-    ``training_data``: (X, P) to record the exact training matrix's sha256. ``extra``: JSON-able metadata
+    ``training_data``: (X, P) to record the exact training matrix's sha256 (and, for an ensemble, the replicas'
+    spread on those words and each input's range, for the disagreement warning). ``extra``: JSON-able metadata
     (e.g. the population the model predicts).
     """
     from .estimator import MoEDistributionRegressor  # lazily: loading a model for a prediction needs no scikit-learn
@@ -243,7 +257,17 @@ def save_model(path: str | os.PathLike, model: Any, *, feature_names: Sequence[s
             raise ValueError(f"residuals must have shape (m, 7), got {residuals.shape}")
         tensors["calibration.residuals"] = torch.from_numpy(residuals)
     meta["has_residuals"] = residuals is not None
+    ensemble = model if isinstance(model, MoEModel) else (boots[0] if boots else None)
+    if training_data is not None and ensemble is not None and ensemble.replicas > 1:
+        meta["disagreement"] = disagreement_stats(ensemble, training_data[0])
     return _write_folder(Path(path), tensors, meta)
+
+
+def disagreement_stats(model: MoEModel, X: np.ndarray) -> dict[str, Any]:
+    """The replicas' spread on the observed words ``X`` and the inputs' training range, saved with an ensemble
+    so a prediction can warn when the replicas disagree on a new word more than on 99% of those words."""
+    X = np.asarray(X, dtype=np.float64)
+    return reference_stats(predict_replicas(model, X), X)
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,17 +279,34 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     meta_path = path / META_FILE
     if not meta_path.is_file() or not (path / WEIGHTS_FILE).is_file():
         raise ModelVersionError(f"{path} is not a saved model (needs {META_FILE} and {WEIGHTS_FILE})")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelVersionError(f"{meta_path} is damaged: not readable JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelVersionError(f"{meta_path} is damaged: a JSON object was expected")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelVersionError(f"{path}: saved with format version {meta.get('format_version')}, this code reads "
                                 f"version {FORMAT_VERSION}; retrain and save it again")
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise ModelVersionError(f"{meta_path} is damaged: it lacks {', '.join(map(repr, missing))}")
+    if meta["kind"] not in KINDS:
+        raise ModelVersionError(f"{meta_path}: unknown saved kind {meta['kind']!r} (this code reads {list(KINDS)})")
+    records = [meta] if meta["kind"] == "moe_model" else [r for r in (meta.get("single"), meta.get("bootstrap")) if r]
+    for rec in records:
+        if not isinstance(rec, dict) or any(k not in rec for k in ("config", "n_features", "replicas")):
+            raise ModelVersionError(f"{meta_path} is damaged: a model record lacks its config, n_features or replicas")
     return meta
 
 
 def check_versions(meta: Mapping[str, Any], where: str | os.PathLike = "the saved model") -> None:
     """Raise ModelVersionError unless the data files and feature code on disk are the ones the model was trained on."""
     problems = []
-    for name, rec in meta.get("data_files", {}).items():
+    for name, rec in (meta.get("data_files") or {}).items():
+        if not isinstance(rec, Mapping) or "path" not in rec or "sha256" not in rec:
+            problems.append(f"the record of training data '{name}' is damaged")
+            continue
         p = Path(rec["path"])
         p = p if p.is_absolute() else ROOT / p
         if not p.exists():
@@ -280,7 +321,7 @@ def check_versions(meta: Mapping[str, Any], where: str | os.PathLike = "the save
     if problems:
         raise ModelVersionError(f"{where} does not match this checkout: " + "; ".join(problems)
                                 + ". Retrain it (make run, or predict --retrain), or load with verify=False "
-                                  "at your own risk.")
+                                  "(on the command line: --no-verify) at your own risk.")
 
 
 def _config_from(saved: Mapping[str, Any], where: Path) -> MoEConfig:
@@ -299,30 +340,48 @@ def assumed_defaults(saved: Mapping[str, Any]) -> list[str]:
 
 def _build(record: Mapping[str, Any], state: Mapping[str, torch.Tensor], prefix: str, where: Path) -> MoEModel:
     """Rebuild a MoEModel from its metadata record and load the tensors under ``prefix``."""
-    model = MoEModel(int(record["n_features"]), _config_from(record["config"], where), replicas=int(record["replicas"]),
-                     replica_ids=record.get("replica_ids"))
+    try:
+        model = MoEModel(int(record["n_features"]), _config_from(record["config"], where),
+                         replicas=int(record["replicas"]), replica_ids=record.get("replica_ids"))
+    except ModelVersionError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:  # ConfigError is a ValueError: a knob value this code refuses
+        raise ModelVersionError(f"{where / META_FILE}: its configuration cannot build a model ({exc}); "
+                                "retrain it") from None
     sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     try:
         model.load_state_dict(sub, strict=True)
     except RuntimeError as exc:
-        raise ModelVersionError(f"{where}: the saved weights do not fit this code's model ({exc}); "
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelVersionError(f"{where}: the saved weights do not fit this code's model ({first}); "
                                 "retrain it") from None
     return model.eval()
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a saved model folder; ModelVersionError when the file is truncated or not safetensors."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path / WEIGHTS_FILE))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelVersionError(f"{path / WEIGHTS_FILE} is damaged (truncated or not a safetensors file: "
+                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
 def load_model(path: str | os.PathLike, *, verify: bool = True) -> Any:
     """Load a folder written by ``save_model``: a SavedModel, or the fitted MoEDistributionRegressor.
 
     With ``verify`` (default) the data files and feature code must be unchanged since training
-    (ModelVersionError names what differs).
+    (ModelVersionError names what differs). A damaged folder (unreadable model.json or weights, a missing
+    entry) also raises ModelVersionError, naming the file.
     """
-    from safetensors.torch import load_file
-
     path = Path(path)
     meta = read_meta(path)
     if verify:
         check_versions(meta, path)
-    state = load_file(str(path / WEIGHTS_FILE))
+    state = read_weights(path)
     residuals = state["calibration.residuals"].numpy() if "calibration.residuals" in state else None
     meta["assumed_defaults"] = assumed_defaults(meta["config"] if meta["kind"] == "moe_model"
                                                 else meta["single"]["config"])

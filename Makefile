@@ -25,11 +25,14 @@ $(STAMP): requirements.txt pyproject.toml
 EXECUTED := $(OUTPUT_DIR)/moe_with_bootstrap.executed.ipynb
 HTML := $(OUTPUT_DIR)/moe_with_bootstrap.html
 
-# The HTML report is written even when a cell fails, so the page shows how far the run got and the error.
+# One complete run per folder (wordle_moe/runfolder.py): the notebook writes into $(OUTPUT_DIR).staging/, which
+# replaces $(OUTPUT_DIR)/ only when the run is complete. A failed or interrupted run (Ctrl-C, SIGTERM) is kept in
+# $(OUTPUT_DIR).failed/ (manifest, HTML report of how far it got, error.txt) and the previous run stays untouched.
+# $(OUTPUT_DIR).lock names the PID of the run in progress: a second `make run` into the same folder is refused.
 run: setup
-	@mkdir -p $(OUTPUT_DIR)
-	$(PY) -m papermill moe_with_bootstrap.ipynb $(EXECUTED) -p OUTPUT_DIR $(OUTPUT_DIR) --cwd . --log-output; \
-		status=$$?; $(PY) -m wordle_moe.html_report $(EXECUTED) $(HTML) || status=1; exit $$status
+	$(PY) -m wordle_moe.runfolder $(OUTPUT_DIR) --html $(notdir $(EXECUTED)) $(notdir $(HTML)) -- \
+		$(PY) -m papermill moe_with_bootstrap.ipynb {staging}/$(notdir $(EXECUTED)) -p OUTPUT_DIR {staging} \
+		--cwd . --log-output $(RUN_ARGS)
 	@echo "Outputs: $(OUTPUT_DIR)/  (report: $(HTML), executed notebook: $(EXECUTED))"
 
 # Look at the report as a reader would: headless Chromium (Debian package `chromium`) takes a screenshot.
@@ -64,4 +67,5 @@ notebook: setup
 	$(PY) -m jupytext --sync moe_with_bootstrap.ipynb
 
 clean:
-	rm -rf $(OUTPUT_DIR) .pytest_cache
+	rm -rf $(OUTPUT_DIR) $(OUTPUT_DIR).staging $(OUTPUT_DIR).failed $(OUTPUT_DIR).previous $(OUTPUT_DIR).lock \
+		.pytest_cache

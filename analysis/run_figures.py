@@ -13,7 +13,7 @@ AUX_TERMS = [("lb_loss", "load balance"), ("div", "parameter cosine"), ("out_div
 
 def plot_training_history(history: pd.DataFrame, best_epoch: int | None = None, title: str | None = None):
     """Three panels: main/total/validation loss, the auxiliary terms (unweighted), and each expert's mean
-    routing probability per epoch; a dotted line marks the restored best epoch."""
+    routing probability per epoch on the full 0-100% axis; a dotted line marks the restored best epoch."""
     fig, axes = new_figure(1, 3, figsize=(17, 4.6))
     ep = history["epoch"].to_numpy()
     for col, label in LOSS_TERMS:
@@ -29,7 +29,9 @@ def plot_training_history(history: pd.DataFrame, best_epoch: int | None = None, 
     probs = [c for c in history.columns if c.startswith("routing_prob_expert_")]
     for e, (c, color) in enumerate(zip(probs, expert_colors(len(probs)))):
         axes[2].plot(ep, 100 * history[c], lw=1.8, color=color, label=f"expert {e}")
-    axes[2].set_ylabel("mean routing probability (%)")
+    # the whole 0-100% range: an autoscaled axis turns a ±0.75 pp drift of a 50/50 split into a cliff
+    axes[2].set_ylim(0, 100)
+    axes[2].set_ylabel("mean routing probability (%, full range)")
     axes[2].set_title("Expert routing share")
     for ax in axes:
         ax.set_xlabel("epoch (one full-batch step)")

@@ -395,3 +395,14 @@ def test_holdout_bars_show_the_predictive_interval_beside_the_interval_of_the_me
     spans = [c.lines[2][0].get_segments() for c in fig.axes[0].containers if hasattr(c, "has_yerr") and c.has_yerr]
     heights = sorted(round(s[3][1][1] - s[3][0][1], 6) for s in spans)  # the 4-try bucket's two bars, in %
     assert heights == [round(100 * 0.3 * 0.2, 6), round(100 * 0.3 * 1.1, 6)]
+
+
+def test_training_history_routing_axis_spans_the_whole_share():
+    """A ±0.75 pp drift of a 50/50 split must look like the small drift it is, not a cliff."""
+    ep = np.arange(1, 101)
+    drift = 0.0075 * np.sin(ep / 10)
+    history = pd.DataFrame({"epoch": ep, "total_loss": 1.0, "main_loss": 1.0, "val_loss": 1.0,
+                            "routing_prob_expert_0": 0.5 + drift, "routing_prob_expert_1": 0.5 - drift})
+    fig = analysis.plot_training_history(history, best_epoch=50)
+    assert fig.axes[2].get_ylim() == (0.0, 100.0)
+    plt.close(fig)

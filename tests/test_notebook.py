@@ -223,6 +223,8 @@ def test_quick_run_tables(three_expert_run):
     assert set(stats["expert"]) == {0, 1, 2} and stats["key_feature"].sum() == 18
     for name in ("grid_search_results.csv", "router_comparison.csv", "model_comparison.csv"):
         assert len(pd.read_csv(out / name)) >= 2, name
+    comparison = pd.read_csv(out / "model_comparison.csv")  # every row carries its own protocol's label
+    assert all(m.startswith(f"quick, protocol {p}:") for p, m in zip(comparison["protocol"], comparison["mode"]))
 
 
 def test_quick_run_grouping_stability(three_expert_run):

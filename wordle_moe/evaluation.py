@@ -243,5 +243,7 @@ def compare_with_peers(X: np.ndarray, P: np.ndarray, dates: Any, config: Any, qu
                               ci_level=config.bootstrap_ci, calibration_estimators=stand_ins, progress=progress)
               for p in sorted(splits)]
     summary = rank_models(summarise(pd.concat(tables, ignore_index=True)))
-    summary.insert(2, "mode", "quick" if quick else f"full (protocol A: 5-fold x {repeats_a})")
+    labels = {"A": f"protocol A: 5-fold CV x {repeats_a}",  # each row carries its own protocol's label
+              "B": f"protocol B: words before {FORECAST_CUTOFF.date()} train, later words test"}
+    summary.insert(2, "mode", [f"{'quick' if quick else 'full'}, {labels[p]}" for p in summary["protocol"]])
     return summary

@@ -1,10 +1,11 @@
 """Wordle MoE workbench: the configuration knobs and the public API.
 
-Edit a knob below and call ``moe_booststrap.reload()`` (or set it at run time,
-``moe_booststrap.TOP_K = 2``): every function here reads the knobs when it is called, and
-``MoEDistributionRegressor()`` when it is built (arguments given to it win). The engine functions
-re-exported as they are (``load_model``, ``save_model``, ``evaluate``, ``intermediates``, ``predict_proba``)
-take no knob. Each knob's type, rule and meaning is declared once, in ``wordle_moe/config.py``.
+Three ways to set the knobs: set one at run time (``moe_booststrap.TOP_K = 2``); edit this file and call
+``moe_booststrap.reload()`` (it re-reads the file: knobs set at run time are reset); or apply a run's
+configuration, ``moe_booststrap.apply_run("moe_bootstrap_output/run_manifest.json")``. Every function here reads
+the knobs when it is called, and ``MoEDistributionRegressor()`` when it is built (arguments given to it win).
+The engine functions re-exported as they are (``load_model``, ``save_model``, ``evaluate``, ``intermediates``,
+``predict_proba``) take no knob. Each knob's type, rule and meaning is declared once, in ``wordle_moe/config.py``.
 The engine lives in the ``wordle_moe`` package; the expert-grouping analysis in ``analysis``.
 
 Command line (also installed as ``wordle-moe``; the code is in ``wordle_moe/cli.py``)::
@@ -13,6 +14,7 @@ Command line (also installed as ``wordle-moe``; the code is in ``wordle_moe/cli.
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +96,7 @@ if TYPE_CHECKING:  # the lazy re-exports, named for readers and type checkers
     from wordle_moe.training import evaluate, intermediates, predict_proba
 
 __all__ = [
-    "ConfigError", "DataError", "KEY_FEATURES", "MoEConfig", "MoEDistributionRegressor", "PRED_COLUMNS",
+    "apply_run", "ConfigError", "DataError", "KEY_FEATURES", "MoEConfig", "MoEDistributionRegressor", "PRED_COLUMNS",
     "TRY_COLUMNS", "WordleDataset", "bootstrap_evaluate", "bootstrap_predict", "bootstrap_summary",
     "build_features", "cleaning_log", "config", "distribution_metrics", "evaluate", "feature_columns",
     "intermediates", "load_dataset", "load_feature_table", "load_model", "load_wordle_data", "main", "predict_proba",
@@ -123,10 +125,36 @@ def config(**overrides: Any) -> MoEConfig:
 
 
 def reload():
-    """Re-execute this file so edited knobs take effect everywhere; returns the module."""
+    """Re-execute this file so edited knobs take effect everywhere; returns the module. It re-reads the file: knobs
+    set at run time (or by ``apply_run``) go back to the values written in it."""
     import importlib
 
     return importlib.reload(sys.modules[__name__])
+
+
+def apply_run(manifest: str | os.PathLike = "moe_bootstrap_output/run_manifest.json") -> dict[str, Any]:
+    """Set the knobs to the configuration a run used (its ``run_manifest.json``, or the folder holding it); returns
+    {knob: value} of the knobs that changed. Every value is checked first (ConfigError naming each unknown or
+    invalid entry, nothing set); ``reload()`` returns to the values in this file."""
+    import json
+    from pathlib import Path
+
+    from wordle_moe.parameters import run_knobs
+
+    path = Path(manifest)
+    path = path / "run_manifest.json" if path.is_dir() else path
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such run manifest (`make run` writes moe_bootstrap_output/run_manifest.json)"
+                          ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable run manifest ({exc})") from None
+    values = run_knobs(record, sys.modules[__name__], where=str(path))
+    MoEConfig.from_mapping({**knobs(), **values}).validate()  # the combination too (TOP_K <= NUM_EXPERTS, ...)
+    changed = {k: v for k, v in values.items() if globals()[k] != v}
+    globals().update(values)
+    return changed
 
 
 def _config_and_rest(kwargs: dict[str, Any]) -> tuple[MoEConfig, dict[str, Any]]:

@@ -123,6 +123,7 @@ with run.section("parameters"):
     CFG = mb.config()
     run.note("applied_to_module", applied)
     run.note("config", CFG.to_dict())
+    run.note("knobs", mb.knobs())  # every knob in force: mb.apply_run(<this manifest>) sets them again
 SEED, HOLDOUT_WORD, HOLDOUT_DATE = mb.SEED, mb.HOLDOUT_WORD, mb.HOLDOUT_DATE  # the values in force
 analysis.apply_style()
 pd.set_option("display.precision", 4)

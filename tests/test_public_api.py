@@ -136,3 +136,68 @@ def test_predict_word_refuses_a_word_that_is_not_five_letters(mb):
 
     with pytest.raises(CLIError, match="eerier"):
         mb.predict_word("eerier")
+
+
+@pytest.fixture
+def restored(monkeypatch):
+    """The module with every knob restored after the test (apply_run sets them on the module itself)."""
+    for name, value in moe_booststrap.knobs().items():
+        monkeypatch.setattr(moe_booststrap, name, value)
+    return moe_booststrap
+
+
+def _manifest(tmp_path, **knobs):
+    import json
+
+    values = {**moe_booststrap.knobs(), **knobs}
+    path = tmp_path / "run_manifest.json"
+    path.write_text(json.dumps({"status": "complete", "parameters": {"QUICK": True}, "notes": {"knobs": values}}))
+    return path
+
+
+def test_apply_run_sets_the_knobs_of_a_run(restored, tmp_path):
+    path = _manifest(tmp_path, NUM_EXPERTS=3, TOP_K=2, LR=0.005, GRID_TOP_K=[1], HOLDOUT_WORD="crane")
+    changed = restored.apply_run(path)
+    assert changed == {"NUM_EXPERTS": 3, "TOP_K": 2, "LR": 0.005, "GRID_TOP_K": [1], "HOLDOUT_WORD": "crane"}
+    cfg = restored.config()
+    assert (cfg.num_experts, cfg.top_k, cfg.lr) == (3, 2, 0.005) and restored.HOLDOUT_WORD == "crane"
+    assert restored.apply_run(tmp_path) == {}  # the folder holding the manifest works too; nothing left to change
+
+
+def test_apply_run_names_unknown_and_invalid_entries_and_sets_nothing(restored, tmp_path):
+    import json
+
+    path = _manifest(tmp_path, NUM_EXPERTS="two", WARP_DRIVE=9, CAPACITY_FACTOR=3.0, LR=0.5)
+    with pytest.raises(restored.ConfigError) as exc:
+        restored.apply_run(path)
+    text = str(exc.value)
+    assert "NUM_EXPERTS='two' is invalid" in text and "WARP_DRIVE=9 (unknown)" in text
+    assert "CAPACITY_FACTOR=3.0 (no knob of moe_booststrap.py sets it)" in text
+    assert restored.LR == 0.01  # nothing was set
+    path.write_text(json.dumps({"notes": {"knobs": {**restored.knobs(), "NUM_EXPERTS": 2, "TOP_K": 3}}}))
+    with pytest.raises(restored.ConfigError, match="TOP_K"):
+        restored.apply_run(path)
+    assert restored.TOP_K == 1
+    with pytest.raises(restored.ConfigError, match="no such run manifest"):
+        restored.apply_run(tmp_path / "missing.json")
+
+
+def test_apply_run_reads_an_older_manifest_from_its_config(restored, tmp_path):
+    """A manifest without notes.knobs: the MoEConfig it validated, plus the holdout knobs from its parameters."""
+    import json
+
+    from wordle_moe.config import MoEConfig
+
+    cfg = MoEConfig(hidden_size=16, top_k=1, num_experts=4).to_dict()
+    path = tmp_path / "run_manifest.json"
+    path.write_text(json.dumps({"parameters": {"HOLDOUT_WORD": "slate", "QUICK": False, "OUTPUT_DIR": "x"},
+                                "notes": {"config": cfg}}))
+    changed = restored.apply_run(path)
+    assert changed == {"HIDDEN_SIZE": 16, "NUM_EXPERTS": 4, "HOLDOUT_WORD": "slate"}
+
+
+def test_reload_resets_knobs_set_at_run_time_or_by_apply_run(restored, tmp_path):
+    restored.apply_run(_manifest(tmp_path, HIDDEN_SIZE=16))
+    restored.TOP_K = 2
+    fresh = restored.reload()
+    assert (fresh.HIDDEN_SIZE, fresh.TOP_K) == (64, 1)  # the values written in the file

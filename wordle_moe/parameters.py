@@ -131,3 +131,48 @@ def grid_for_run(module: Any, full: bool) -> dict[str, list]:
     if module.NUM_EXPERTS >= 2:
         return {"num_experts": [module.NUM_EXPERTS], "top_k": sorted({1, 2, module.TOP_K} & {1, 2})}
     return {"num_experts": [1], "hidden_size": sorted({module.HIDDEN_SIZE, 2 * module.HIDDEN_SIZE})}
+
+
+def run_knobs(manifest: Mapping[str, Any], module: Any, where: str = "the run manifest") -> dict[str, Any]:
+    """The knob values a run used, read from its manifest and checked: {KNOB: value} for every knob of ``module``.
+
+    Source: the manifest's ``notes.knobs`` (every knob in force, recorded by the notebook), else ``notes.config``
+    (the validated MoEConfig) with the RunKnobs from ``parameters`` (older manifests). Raises ConfigError naming
+    every entry that is no knob, has an invalid value, or is a training setting this module has no knob for
+    (at a non-default value: applying the rest would silently give another configuration).
+    """
+    import dataclasses
+
+    from wordle_moe.config import MoEConfig
+
+    notes = manifest.get("notes") or {}
+    if isinstance(notes.get("knobs"), Mapping):
+        values = dict(notes["knobs"])
+    elif isinstance(notes.get("config"), Mapping):
+        params = manifest.get("parameters") or {}
+        values = {k: v for k, v in params.items() if k not in NOTEBOOK_SWITCHES}
+        values.update({k.upper(): v for k, v in notes["config"].items()})
+    else:
+        raise ConfigError(f"{where} records no configuration (no notes.knobs nor notes.config): is it a "
+                          "run_manifest.json written by the notebook?")
+    knobs, fields = set(module_knobs(module)), knob_fields()
+    defaults = {f.name.upper(): field_default(f) for f in dataclasses.fields(MoEConfig)}
+    problems, out = [], {}
+    for name, value in values.items():
+        if name not in knobs:
+            if name in defaults and value == defaults[name]:
+                continue  # a training setting without a module knob, at its default: nothing to apply
+            why = "no knob of moe_booststrap.py sets it" if name in defaults else "unknown"
+            problems.append(f"{name}={value!r} ({why})")
+            continue
+        try:
+            parsed = parse_value(value, field_type(fields[name])) if name in fields else value
+            if name in fields:
+                check_value(fields[name], parsed)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+        out[name] = parsed
+    if problems:
+        raise ConfigError(f"{where}: cannot apply " + "; ".join(problems))
+    return out

@@ -104,7 +104,18 @@ from IPython.display import Image, display
 
 import analysis
 import moe_booststrap as mb
-from wordle_moe import agreement, embeddings, evaluation, parameters, paths, persistence, report, search
+from wordle_moe import (
+    agreement,
+    disagreement,
+    embeddings,
+    evaluation,
+    explain,
+    parameters,
+    paths,
+    persistence,
+    report,
+    search,
+)
 from wordle_moe.dataset import feature_rows, training_date_range
 from wordle_moe.estimator import ensemble_residuals
 from wordle_moe.intervals import predictive_interval
@@ -226,9 +237,9 @@ display(comparison[show])
 
 # %% [markdown]
 # Lower is better for MAE, RPS, JS, KL, |Δ expected tries| and the largest bucket error (`max_error_pp`); higher is
-# better for `cosine_mean` and `r2_mean`; a coverage should sit near the nominal level (`BOOTSTRAP_CI`, 95%), and at that coverage
-# a narrower width is better. The `mode` column names each row's protocol (A: cross-validation, B: the date
-# cut-off). Within each protocol the best RPS comes first. A model that cannot beat
+# better for `cosine_mean` and `r2_mean`; a coverage should sit near the nominal level (`BOOTSTRAP_CI`, 95%), and at
+# that coverage a narrower width is better. The `mode` column names each row's protocol (A: cross-validation, B: the
+# date cut-off). Within each protocol the best RPS comes first. A model that cannot beat
 # `mean_distribution` has learned nothing about words.
 
 # %% [markdown]
@@ -273,7 +284,14 @@ with run.section("bootstrap"):
     report.write_figure(analysis.plot_holdout_bar_ci(holdout), OUT, names["bar"])
     report.write_figure(analysis.plot_holdout_violin(P_boot[:, -1, :], HOLDOUT_WORD, HOLDOUT_DATE), OUT,
                         names["violin"])
-    run.note("bootstrap", {"B": B, "ci_level": mb.BOOTSTRAP_CI})
+    # do the replicas disagree on the holdout word more than on 99% of the observed words? (names the inputs
+    # outside the training range; the same check `predict` and `predict_word` make with the saved reference)
+    disagreement_warning = disagreement.describe(
+        HOLDOUT_WORD, HOLDOUT_DATE, P_boot[:, -1], X_holdout[0], data.feature_names,
+        disagreement.reference_stats(P_boot[:, :-1], X))
+    run.note("bootstrap", {"B": B, "ci_level": mb.BOOTSTRAP_CI, "holdout_disagreement": disagreement_warning})
+print(disagreement_warning or f"The replicas agree on {HOLDOUT_WORD.upper()} as well as on 99% of the observed words "
+      "(every bucket's replica std at or below its 99th percentile there).")
 display(holdout[["bucket_label", "mean_pct", "pred_low_pct", "pred_high_pct", "low_pct", "high_pct"]])
 display(Image(OUT / names["bar"]))
 display(Image(OUT / names["violin"]))
@@ -281,6 +299,17 @@ display(Image(OUT / names["violin"]))
 # %% [markdown]
 # The bars are the bootstrap mean share of players per bucket, the error bars the interval of the mean; the violins
 # show the spread of the replicas. Wide intervals mean the training words disagree about words like this one.
+#
+# **Why this prediction.** `wordle-moe explain WORD` (below, for the holdout word and the saved ensemble) shows
+# which expert the replicas send the word to, how decided the gate is, the inputs that move the gate most (for the
+# linear gate each input's exact share of the logit margin between the chosen expert and the runner-up; for an MLP
+# gate a first-order approximation) and the five nearest observed words in the model's input space with what
+# players actually did on them.
+
+# %%
+with run.section("explain"):
+    explanation = explain.explain_word(mb.load_model(saved_boot), HOLDOUT_WORD, HOLDOUT_DATE, data=data)
+print(explain.render_explanation(explanation, source=str(saved_boot.relative_to(OUT))))
 
 # %% [markdown]
 # ## 7. Grid search

@@ -393,6 +393,18 @@ def version_text() -> str:
     return f"wordle-moe {version} (saved-model format {FORMAT_VERSION})"
 
 
+class VersionAction(argparse.Action):
+    """--version, computed only when asked (it imports the saved-model code)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the version and the saved-model format, then exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        sys.stdout.write(version_text() + "\n")
+        parser.exit(0)
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--date", default=None, help="puzzle date, YYYY-MM-DD (default: the last observed date)")
     p.add_argument("--population", choices=POPULATIONS, default=None,
@@ -409,7 +421,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 def build_parser(prog: str = "wordle-moe") -> argparse.ArgumentParser:
     parser = Parser(prog=prog, description=__doc__.splitlines()[0],
                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=version_text())
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="{predict,explain}")
     p = sub.add_parser("predict", help="predict the tries distribution of words with both intervals")
     p.add_argument("words", nargs="*", metavar="WORD", help="five-letter word(s)")

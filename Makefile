@@ -59,6 +59,7 @@ bench: setup
 	$(PY) benchmarks/accuracy.py --default-config
 	$(PY) benchmarks/accuracy.py --nested --n-bootstrap 20
 	$(PY) benchmarks/forecast.py
+	$(PY) benchmarks/robust_aggregate.py --replicas 30
 	$(PY) benchmarks/cli.py  # needs the models `make run` saves; skipped without them
 
 # The notebook is kept as a jupytext pair: moe_with_bootstrap.py (percent format, diff-friendly) and the .ipynb.

@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: setup run test lint bench clean notebook screenshot
+.PHONY: setup run test lint bench clean notebook screenshot docs
 
 setup: $(STAMP)
 
@@ -70,3 +70,8 @@ notebook: setup
 clean:
 	rm -rf $(OUTPUT_DIR) $(OUTPUT_DIR).staging $(OUTPUT_DIR).failed $(OUTPUT_DIR).previous $(OUTPUT_DIR).lock \
 		.pytest_cache
+
+# The knob table of docs/configuration.md is generated from MoEConfig's field metadata (a test keeps it current).
+docs: setup
+	$(PY) -c "import pathlib, moe_booststrap as mb; from wordle_moe.parameters import with_knob_table; \
+		p = pathlib.Path('docs/configuration.md'); p.write_text(with_knob_table(p.read_text(), mb))"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,22 @@ def test_parameter_lines_carry_type_default_and_rule():
     assert lines[3] == "EXPERT_SKIP: bool = False  # each expert adds a linear (softmax-regression) path to its MLP " \
                        "[True or False]"
     assert lines[-1].startswith("GRID_TOP_K: list = [1, 2]  # ")
+
+
+def test_docs_knob_table_is_generated_from_the_configuration_table():
+    import moe_booststrap as mb
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert page == parameters.with_knob_table(page, mb), "docs/configuration.md is stale: run `make docs`"
+    table = parameters.knob_table(mb)
+    assert table.count("\n") == len(parameters.module_knobs(mb)) + 2
+    assert "| `TOP_K` | int | `1` |" in table and "\\| noisy_topk \\|" in table
+
+
+def test_with_knob_table_replaces_only_between_the_markers():
+    import moe_booststrap as mb
+
+    start, end = parameters.KNOB_TABLE_MARKERS
+    text = f"intro\n{start}\nstale\n{end}\noutro\n"
+    out = parameters.with_knob_table(text, mb)
+    assert out.startswith(f"intro\n{start}\n| knob |") and out.endswith(f"{end}\noutro\n") and "stale" not in out

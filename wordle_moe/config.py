@@ -18,6 +18,7 @@ GATE_INITS = ("difficulty", "random")
 EXPERT_ORDERS = ("difficulty", "none")
 EXPERT_INITS = ("group_mean", "dense", "random")
 SKIP_INITS = ("zero", "softmax_regression")
+TRAININGS = ("converged", "early_stopping")
 DIVERSITY_SCOPES = ("routed", "all")   # rows the output-diversity and JS terms average each expert over
 
 
@@ -37,9 +38,9 @@ class MoEConfig:
     activation: str = "tanh"        # tanh + dropout 0.3: best inner-CV RPS of the activations tried
     dropout: float = 0.3
     aux_loss_weight: float = 1e-3
-    expert_diversity_coef: float = 5e-4
-    expert_output_diversity_coef: float = 0.02   # 0.1/0.05 cost ~15% RPS in inner CV; 0.02/0.01 cost nothing measurable
-    expert_js_divergence_coef: float = 0.01
+    expert_diversity_coef: float = 0.0            # 0: experts differ only where the data moves them (5e-4 before)
+    expert_output_diversity_coef: float = 0.0     # 0 (was 0.02): no push apart beyond the data's; 0.1 cost ~15% RPS
+    expert_js_divergence_coef: float = 0.0        # 0 (was 0.01), as above
     z_loss_coef: float = 0.0
     n_weighting: str = "none"       # weight rows by reported results: none|sqrt|log|linear
     lr: float = 1e-2
@@ -71,6 +72,15 @@ class MoEConfig:
     skip_init: str = "zero"         # with EXPERT_SKIP: "softmax_regression" starts every expert as the linear model
     bootstrap_b: int = 200
     bootstrap_ci: float = 0.95
+    # converged, penalised training (training.py, docs/model.md)
+    training: str = "converged"     # converged: each replica fits its penalised objective to convergence | early_stopping
+    shared_base: bool = True        # expert e = softmax(z·(W_base + Δ_e) + b_base + δ_e): at Δ = 0 softmax regression
+    expert_mlp: bool = False        # with SHARED_BASE: each expert adds its MLP (output layer penalised like Δ)
+    base_l2: float = 1e-2           # ridge on the shared base's weights (inner CV picks it when PENALTY_CV >= 2)
+    delta_l2: float = 0.1           # ridge on every expert's deviation Δ_e, δ_e (inner CV picks it when PENALTY_CV >= 2)
+    gate_l2: float = 0.0            # ridge on the gate's weights (> 0 pulls a slow gate to a flat split: ARI 0.2)
+    penalty_cv: int = 3             # inner folds over the training rows choosing BASE_L2, DELTA_L2 (0: use them as set)
+    converge_tol: float = 1e-6      # a replica stops once its objective changes < tol (relative) over 20 steps
 
     def validate(self) -> MoEConfig:
         """Raise ConfigError naming the first invalid knob; return self when all are valid."""
@@ -110,10 +120,16 @@ class MoEConfig:
             ("DIVERSITY_SCOPE", self.diversity_scope in DIVERSITY_SCOPES, f"must be one of {DIVERSITY_SCOPES}"),
             ("INPUT_CLIP", isinstance(self.input_clip, (int, float)) and self.input_clip >= 0,
              "must be >= 0 (0 disables the clip of standardised inputs)"),
+            ("TRAINING", self.training in TRAININGS, f"must be one of {TRAININGS}"),
+            ("SHARED_BASE", self.shared_base in (True, False), "must be True or False"),
+            ("EXPERT_MLP", self.expert_mlp in (True, False), "must be True or False"),
+            ("PENALTY_CV", isinstance(self.penalty_cv, int) and (self.penalty_cv == 0 or self.penalty_cv >= 2),
+             "must be 0 (use BASE_L2 and DELTA_L2 as set) or an integer >= 2 (inner folds)"),
+            ("CONVERGE_TOL", isinstance(self.converge_tol, (int, float)) and self.converge_tol > 0, "must be > 0"),
         ]
         for knob in ("aux_loss_weight", "expert_diversity_coef", "expert_output_diversity_coef",
                      "expert_js_divergence_coef", "z_loss_coef", "reputation_beta", "reputation_gamma",
-                     "exploration_bonus", "routing_ce_coef", "skip_l2"):
+                     "exploration_bonus", "routing_ce_coef", "skip_l2", "base_l2", "delta_l2", "gate_l2"):
             checks.append((knob.upper(), getattr(self, knob) >= 0, "must be >= 0 (coefficients cannot be negative)"))
         for knob in ("reputation_ema", "reputation_decay", "exploration_decay"):
             checks.append((knob.upper(), 0.0 <= getattr(self, knob) <= 1.0, "must be in [0, 1]"))

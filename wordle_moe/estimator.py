@@ -18,7 +18,7 @@ from .bootstrap import bootstrap_summary, fit_bootstrap, predict_bootstrap
 from .config import MoEConfig
 from .metrics import rps
 from .persistence import predictive_interval
-from .training import check_inputs, fit_replicas, predict_proba, predict_replicas, resolve_config
+from .training import check_inputs, fit_replicas, predict_proba, predict_replicas, resolve_config, select_penalties
 
 _D = MoEConfig()  # the one declaration of every default
 # estimator parameter -> MoEConfig field, where scikit-learn's naming differs
@@ -129,6 +129,10 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
         perm = np.random.default_rng(self.random_state).permutation(n)
         n_val = min(max(1, int(round(cfg.val_fraction * n))), n - 1)
         val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        if cfg.training == "converged":   # no early stopping: every row trains (the held-out rows are only logged)
+            tr = np.arange(n)
+            cfg, self.penalty_cv_ = select_penalties(X, P, cfg, sample_weight=sw, n_reported=nr)
+            cfg = cfg.replace(penalty_cv=0)   # chosen once: the bootstrap below reuses the choice
         if sw[tr].sum() <= 0 or sw[val].sum() <= 0:
             raise ValueError("sample_weight is zero on every training or every validation row of the early-stopping "
                              "split: give more rows a positive weight")

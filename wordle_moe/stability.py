@@ -111,6 +111,57 @@ def pairwise_ari(labels: np.ndarray) -> np.ndarray:
     return np.where((np.abs(fn) < 0.5) & (np.abs(fp) < 0.5), 1.0, ari)
 
 
+def paired_ari(labels_a: np.ndarray, labels_b: np.ndarray) -> np.ndarray:
+    """ARI of partition a[r] with partition b[r] for every r at once, (R,): e.g. each replica's final grouping
+    against the grouping its gate started from. Same formula and conventions as ``pairwise_ari``."""
+    a, Ka = _check_labels(np.atleast_2d(labels_a))
+    b, Kb = _check_labels(np.atleast_2d(labels_b))
+    if a.shape != b.shape:
+        raise ValueError(f"labels_a and labels_b must have the same shape; got {a.shape} and {b.shape}")
+    n = a.shape[1]
+    table = np.einsum("rni,rnj->rij", _one_hot(a, Ka), _one_hot(b, Kb))   # (R, Ka, Kb) contingency tables
+    tp = 0.5 * (table * (table - 1)).sum(axis=(1, 2))
+    ta = 0.5 * (table.sum(2) * (table.sum(2) - 1)).sum(1)                 # pairs together in a
+    tb = 0.5 * (table.sum(1) * (table.sum(1) - 1)).sum(1)                 # pairs together in b
+    fn, fp = ta - tp, tb - tp
+    tn = n * (n - 1) / 2 - tp - fn - fp
+    denom = (tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ari = np.where(denom > 0, 2.0 * (tp * tn - fn * fp) / np.where(denom > 0, denom, 1.0), 1.0)
+    return np.where((np.abs(fn) < 0.5) & (np.abs(fp) < 0.5), 1.0, ari)
+
+
+def start_labels(model: Any, X: Any) -> np.ndarray:
+    """Each replica's grouping at the START of training (R, n): the primary expert under the gate parameters
+    the trainer recorded before the first step (``model.start_gate_``), with the model's own standardiser
+    and router. ARI is label-free, so the experts' relabelling after training does not matter."""
+    import torch
+
+    start = getattr(model, "start_gate_", None)
+    if start is None:
+        raise ValueError("the model has no recorded starting gate (trained before start_gate_ was kept)")
+    trained = {k: getattr(model, k).detach().clone() for k in start}
+    try:
+        with torch.no_grad():
+            for k, v in start.items():
+                getattr(model, k).copy_(v)
+        return primary_experts(replica_routing(model, X)["gates"])
+    finally:
+        with torch.no_grad():
+            for k, v in trained.items():
+                getattr(model, k).copy_(v)
+
+
+def ari_with_start(model: Any, X: Any) -> np.ndarray:
+    """Per replica (R,): ARI between its final grouping of the rows X and the grouping its gate started from
+    (1 = the training kept the starting split, 0 = no more alike than chance). ``model``: one batched model or
+    a list of them (the bootstrap's)."""
+    if isinstance(model, (list, tuple)):
+        return np.concatenate([ari_with_start(m, X) for m in model])
+    final = primary_experts(replica_routing(model, X)["gates"])
+    return paired_ari(final, start_labels(model, X))
+
+
 def mean_pairwise_ari(labels: np.ndarray) -> float:
     """Mean ARI over the R·(R−1)/2 distinct pairs of partitions (NaN for fewer than two)."""
     ari = pairwise_ari(labels)
@@ -268,6 +319,6 @@ def grouping_stability(routing: Mapping[str, np.ndarray], reference: np.ndarray 
                              baseline_pairwise_ari=base)
 
 
-__all__ = ["GroupingStability", "align_labels", "assignment_shares", "co_assignment", "consensus",
+__all__ = ["GroupingStability", "align_labels", "ari_with_start", "assignment_shares", "co_assignment", "consensus",
            "grouping_stability", "mean_pairwise_ari", "pairwise_ari", "primary_experts", "random_baseline_ari",
-           "relabel", "replica_routing", "routed_mean_outputs"]
+           "paired_ari", "relabel", "replica_routing", "routed_mean_outputs", "start_labels"]

@@ -71,7 +71,7 @@ EXPERT_MLP = False           # with SHARED_BASE: each expert adds its MLP, penal
 BASE_L2 = 1e-2               # ridge on the shared base (chosen by inner CV when PENALTY_CV >= 2)
 DELTA_L2 = 0.1               # ridge on each expert's deviation from the base (inner CV when PENALTY_CV >= 2)
 GATE_L2 = 0.0                # ridge on the gate's weights
-PENALTY_CV = 3               # inner folds over the training rows choosing BASE_L2 and DELTA_L2; 0: use them as set
+PENALTY_CV = 5               # inner folds over the training rows choosing BASE_L2 and DELTA_L2; 0: use them as set
 CONVERGE_TOL = 1e-6          # a replica stops once its objective changes by < tol (relative) over 20 steps
 
 GRID_NUM_EXPERTS = [2, 3, 4]

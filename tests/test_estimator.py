@@ -302,7 +302,7 @@ def test_router_knobs_and_n_weighting_pass_through():
 
 def test_expert_skip_and_skip_l2_pass_through_and_train():
     X, P = _data()
-    est = MoEDistributionRegressor(expert_skip=True, skip_l2=0.01, **FAST)
+    est = MoEDistributionRegressor(expert_skip=True, skip_l2=0.01, shared_base=False, **FAST)
     assert clone(est).get_params()["expert_skip"] is True
     est.fit(X, P)
     cfg = est.model_.config

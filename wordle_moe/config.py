@@ -79,7 +79,7 @@ class MoEConfig:
     base_l2: float = 1e-2           # ridge on the shared base's weights (inner CV picks it when PENALTY_CV >= 2)
     delta_l2: float = 0.1           # ridge on every expert's deviation Δ_e, δ_e (inner CV picks it when PENALTY_CV >= 2)
     gate_l2: float = 0.0            # ridge on the gate's weights (> 0 pulls a slow gate to a flat split: ARI 0.2)
-    penalty_cv: int = 3             # inner folds over the training rows choosing BASE_L2, DELTA_L2 (0: use them as set)
+    penalty_cv: int = 5             # inner folds over the training rows choosing BASE_L2, DELTA_L2 (0: use them as set)
     converge_tol: float = 1e-6      # a replica stops once its objective changes < tol (relative) over 20 steps
 
     def validate(self) -> MoEConfig:
@@ -126,6 +126,9 @@ class MoEConfig:
             ("PENALTY_CV", isinstance(self.penalty_cv, int) and (self.penalty_cv == 0 or self.penalty_cv >= 2),
              "must be 0 (use BASE_L2 and DELTA_L2 as set) or an integer >= 2 (inner folds)"),
             ("CONVERGE_TOL", isinstance(self.converge_tol, (int, float)) and self.converge_tol > 0, "must be > 0"),
+            ("SHARED_BASE", not (self.shared_base is True and self.expert_skip is True),
+             "must be False with EXPERT_SKIP=True (the skip path belongs to the MLP experts; the shared base already "
+             "is a linear path)"),
         ]
         for knob in ("aux_loss_weight", "expert_diversity_coef", "expert_output_diversity_coef",
                      "expert_js_divergence_coef", "z_loss_coef", "reputation_beta", "reputation_gamma",

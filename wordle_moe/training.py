@@ -326,8 +326,8 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
     return model, info
 
 
-BASE_L2_GRID = (1e-2, 3e-2, 0.1, 0.3)     # candidates of the inner CV (features are standardised)
-DELTA_L2_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
+BASE_L2_GRID = (3e-3, 1e-2, 2e-2, 3e-2, 0.1)   # candidates of the inner CV (features are standardised)
+DELTA_L2_GRID = (0.3, 3.0, 30.0)
 
 
 def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | None = None,
@@ -375,7 +375,9 @@ def train_moe(X_train: Any, P_train: Any, X_val: Any, P_val: Any, *, config: MoE
               sample_weight: Any | None = None, n_reported: Any | None = None,
               n_reported_val: Any | None = None, output_dir: str | Path | None = None,
               verbose: bool = False, **knobs: Any) -> tuple[MoEModel, dict[str, Any]]:
-    """Train one MoE (R=1) with early stopping on (X_val, P_val); returns (model, info).
+    """Train one MoE (R=1); returns (model, info). TRAINING="converged" (default): to convergence of the penalised
+    objective on (X_train, P_train), ridge strengths by inner CV on those rows (info["penalty_cv"]), (X_val, P_val)
+    only logged; "early_stopping": stopped on (X_val, P_val).
 
     ``knobs`` are lower-case MoEConfig fields overriding ``config``; the config is validated before
     any training. info: history (DataFrame, one row per epoch), best_epoch, config, seconds.
@@ -391,9 +393,11 @@ def train_moe(X_train: Any, P_train: Any, X_val: Any, P_val: Any, *, config: MoE
     sw = np.ones(len(X_train)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     if sw.shape != (len(X_train),) or np.any(sw < 0) or sw.sum() <= 0:
         raise ValueError(f"sample_weight must be non-negative, not all zero, with shape ({len(X_train)},)")
+    cfg, penalty_table = select_penalties(X_train, P_train, cfg, sample_weight=sw, n_reported=n_reported)
     model, info = fit_replicas(X_train, P_train, X_val, P_val, cfg, train_weight=sw[None],
                                val_weight=np.ones((1, len(X_val))), n_reported=n_reported,
                                n_reported_val=n_reported_val, progress=verbose)
+    info["penalty_cv"] = penalty_table
     if output_dir is not None:
         from .io import write_csv
         write_csv(info["history"], Path(output_dir) / "moe_loss_log.csv")

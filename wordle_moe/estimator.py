@@ -49,7 +49,9 @@ _SIGNATURE = _init_signature()
 class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
     """Mixture-of-experts regressor from features to a 7-bucket distribution (rows sum to 1).
 
-    fit holds out ``val_fraction`` of the rows (seeded by ``random_state``) for early stopping.
+    fit trains on every row to convergence of the penalised objective, ridge strengths by inner CV on those rows
+    (``training="converged"``, the default; ``penalty_cv_`` holds the candidates); with ``training="early_stopping"``
+    it holds out ``val_fraction`` of the rows (seeded by ``random_state``) to stop on.
     With ``n_bootstrap`` > 0 it also trains that many bootstrap replicas (batched) on all rows and,
     with ``calibration_cv`` >= 2, the out-of-fold residuals of a single model (inner K-fold over the
     training rows) that turn the bootstrap interval of the mean into a predictive interval for the
@@ -129,6 +131,7 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
         perm = np.random.default_rng(self.random_state).permutation(n)
         n_val = min(max(1, int(round(cfg.val_fraction * n))), n - 1)
         val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        self.penalty_cv_ = None
         if cfg.training == "converged":   # no early stopping: every row trains (the held-out rows are only logged)
             tr = np.arange(n)
             cfg, self.penalty_cv_ = select_penalties(X, P, cfg, sample_weight=sw, n_reported=nr)

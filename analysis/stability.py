@@ -66,7 +66,8 @@ def stability_verdict(result: GroupingStability) -> str:
                f"least 80% of the replicas (mean confidence {s['mean_confidence']:.2f}).")
     if ari >= REPRODUCIBLE_ARI:
         verdict = ("The grouping IS reproducible at this configuration: resampled models put the words into "
-                   "largely the same groups.")
+                   "largely the same groups (whether they found it or kept their starting split: see the verdict on "
+                   "learned or imposed).")
     elif ari >= PARTLY_REPRODUCIBLE_ARI:
         verdict = ("The grouping is only PARTLY reproducible at this configuration: the replicas agree more than "
                    "chance but regroup many words; trust only the words with high confidence.")
@@ -99,8 +100,11 @@ def learned_or_imposed(result: GroupingStability, with_start: np.ndarray, origin
         o = origin.set_index("procedure")
         if "gate fixed at its start" in o.index and "as set" in o.index:
             d, se = o.loc["gate fixed at its start", "rps_diff_vs_first"], o.loc["gate fixed at its start", "rps_diff_se"]
+            effect = ("training the gate improved the held-out predictions" if d > 2 * se else
+                      "the fixed starting split predicted better than the trained gate" if d < -2 * se else
+                      "no measurable difference: training the gate did not improve the held-out predictions")
             numbers.append(f"Held-out RPS with the gate kept fixed at its start minus with the trained gate: "
-                           f"{d * 1e3:+.4f} ± {se * 1e3:.4f} ×10⁻³ (a positive value: training the gate helped).")
+                           f"{d * 1e3:+.4f} ± {se * 1e3:.4f} ×10⁻³ ({effect}).")
         for name in ("free gate (full rate)", "free gate, random start"):
             if name in o.index:
                 numbers.append(f"Control, {name}: ARI between replicas {o.loc[name, 'ari_between_replicas']:.3f}, "

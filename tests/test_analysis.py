@@ -395,3 +395,22 @@ def test_holdout_bars_show_the_predictive_interval_beside_the_interval_of_the_me
     spans = [c.lines[2][0].get_segments() for c in fig.axes[0].containers if hasattr(c, "has_yerr") and c.has_yerr]
     heights = sorted(round(s[3][1][1] - s[3][0][1], 6) for s in spans)  # the 4-try bucket's two bars, in %
     assert heights == [round(100 * 0.3 * 0.2, 6), round(100 * 0.3 * 1.1, 6)]
+
+
+def test_learned_or_imposed_names_the_case_with_its_numbers():
+    import pandas as pd
+
+    stable, noisy = _stability_result(0.05), _stability_result(1.0)
+    R = stable.num_replicas
+    kept, moved = np.full(R, 0.9), np.full(R, 0.3)
+    origin = pd.DataFrame({"procedure": ["as set", "gate fixed at its start", "free gate, random start"],
+                           "rps": [3.0e-3, 3.1e-3, 3.05e-3], "rps_diff_vs_first": [0.0, 1e-4, 5e-5],
+                           "rps_diff_se": [0.0, 1e-5, 1e-5], "ari_between_replicas": [0.8, 0.8, 0.05],
+                           "ari_with_start": [0.9, 1.0, 0.3]})
+    imposed = analysis.learned_or_imposed(stable, kept, origin)
+    assert imposed.startswith("REPRODUCIBLE BECAUSE IMPOSED BY THE START")
+    assert "does not find a reproducible grouping (ARI 0.050)" in imposed
+    assert "training the gate improved the held-out predictions" in imposed and "+0.1000 ± 0.0100" in imposed
+    assert analysis.learned_or_imposed(stable, moved).startswith("LEARNED AND REPRODUCIBLE")
+    assert f"{moved.mean():.3f}" in analysis.learned_or_imposed(stable, moved)
+    assert analysis.learned_or_imposed(noisy, kept).startswith("NOT REPRODUCIBLE")

@@ -72,7 +72,7 @@ BASE_L2 = 1e-2               # ridge on the shared base (chosen by inner CV when
 DELTA_L2 = 0.1               # ridge on each expert's deviation from the base (inner CV when PENALTY_CV >= 2)
 GATE_L2 = 0.0                # ridge on the gate's weights
 PENALTY_CV = 5               # inner folds over the training rows choosing BASE_L2 and DELTA_L2; 0: use them as set
-CONVERGE_TOL = 1e-6          # a replica stops once its objective changes by < tol (relative) over 20 steps
+CONVERGE_TOL = 1e-7          # a replica stops once its objective changes by < tol (relative) over 20 steps
 
 GRID_NUM_EXPERTS = [2, 3, 4]
 GRID_TOP_K = [1, 2]

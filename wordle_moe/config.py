@@ -80,7 +80,7 @@ class MoEConfig:
     delta_l2: float = 0.1           # ridge on every expert's deviation Δ_e, δ_e (inner CV picks it when PENALTY_CV >= 2)
     gate_l2: float = 0.0            # ridge on the gate's weights (> 0 pulls a slow gate to a flat split: ARI 0.2)
     penalty_cv: int = 5             # inner folds over the training rows choosing BASE_L2, DELTA_L2 (0: use them as set)
-    converge_tol: float = 1e-6      # a replica stops once its objective changes < tol (relative) over 20 steps
+    converge_tol: float = 1e-7      # a replica stops once its objective changes < tol (relative) over 20 steps
 
     def validate(self) -> MoEConfig:
         """Raise ConfigError naming the first invalid knob; return self when all are valid."""

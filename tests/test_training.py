@@ -206,13 +206,14 @@ def test_penalties_are_chosen_by_inner_cv_on_the_given_rows_only():
 
     X, P = softmax_linear_data(60, 4, seed=8, scale=0.5)
     cfg, table = select_penalties(X, P, MoEConfig(penalty_cv=3, max_epochs=150))
-    assert len(table) == len(BASE_L2_GRID) * len(DELTA_L2_GRID) and table["chosen"].sum() == 1
+    assert len(table) == 2 * len(BASE_L2_GRID) * len(DELTA_L2_GRID) and table["chosen"].sum() == 1
+    assert set(table["input_clip"]) == {MoEConfig().input_clip, 0.0}   # the clip as set, or none
     best = table.loc[table["chosen"]].iloc[0]
-    assert (cfg.base_l2, cfg.delta_l2) == (best["base_l2"], best["delta_l2"])
+    assert (cfg.base_l2, cfg.delta_l2, cfg.input_clip) == (best["base_l2"], best["delta_l2"], best["input_clip"])
     low = table["rps_mean"].idxmin()
     assert best["rps_mean"] <= table.loc[low, "rps_mean"] + table.loc[low, "rps_se"]   # one-standard-error rule
     # other rows -> possibly another choice, never an error; early stopping and PENALTY_CV=0 leave the config alone
     same, empty = select_penalties(X, P, MoEConfig(penalty_cv=0))
     assert same == MoEConfig(penalty_cv=0) and empty.empty
     one, t1 = select_penalties(X, P, MoEConfig(num_experts=1, top_k=1, max_epochs=150))
-    assert len(t1) == len(BASE_L2_GRID)
+    assert len(t1) == 2 * len(BASE_L2_GRID)

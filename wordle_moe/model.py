@@ -124,6 +124,7 @@ class MoEModel(nn.Module):
         self.penalty_base = torch.full((R,), float(self.config.base_l2))
         self.penalty_delta = torch.full((R,), float(self.config.delta_l2))
         self.penalty_gate = torch.full((R,), float(self.config.gate_l2))
+        self.input_clip_r: torch.Tensor | None = None   # (R,) per-replica INPUT_CLIP when set (inner CV); else the config's
         self.gate_param_names = tuple(n for n in ("gate_w", "gate_b", "gate_ln_w", "gate_ln_b", "gate_w2", "gate_b2")
                                       if hasattr(self, n))
 
@@ -162,6 +163,9 @@ class MoEModel(nn.Module):
             raise ValueError(f"X has {x.shape[-1]} features, the model was built for {self.n_features}")
         mean, std = (self.x_mean, self.x_std) if idx is None else (self.x_mean[idx], self.x_std[idx])
         z = (x - mean.unsqueeze(1)) / std.unsqueeze(1)
+        if self.input_clip_r is not None:   # per-replica clips (the inner CV's candidates; inf = none)
+            c = (self.input_clip_r if idx is None else self.input_clip_r[idx]).view(-1, 1, 1)
+            return torch.maximum(torch.minimum(z, c), -c)
         clip = self.config.input_clip
         return z.clamp(-clip, clip) if clip > 0 else z
 

@@ -273,7 +273,11 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
     model = MoEModel(X_train.shape[1], config, replicas=R, replica_ids=replica_ids)
     model.fit_standardizer(X_train, train_weight)
     for key, value in (penalties or {}).items():
-        setattr(model, f"penalty_{key}", torch.as_tensor(np.asarray(value, dtype=np.float32)).reshape(R))
+        name = "input_clip_r" if key == "clip" else f"penalty_{key}"
+        value = np.asarray(value, dtype=np.float32)
+        if key == "clip":
+            value = np.where(value > 0, value, np.inf).astype(np.float32)   # 0 = no clip
+        setattr(model, name, torch.as_tensor(value).reshape(R))
     if config.shared_base:
         init_base_at_mean(model, P_train, train_weight)
     if config.gate_init == "difficulty":
@@ -332,9 +336,9 @@ DELTA_L2_GRID = (0.3, 3.0, 30.0)
 
 def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | None = None,
                      n_reported: Any | None = None) -> tuple[MoEConfig, pd.DataFrame]:
-    """BASE_L2 and DELTA_L2 chosen by PENALTY_CV-fold cross-validation on these rows only (``pick_penalties``: the
-    one-standard-error rule towards the configured BASE_L2); returns the config with them set, and the table of
-    candidates (mean held-out RPS and its standard error over the folds).
+    """BASE_L2, DELTA_L2 and INPUT_CLIP (as set, or none) chosen by PENALTY_CV-fold cross-validation on these rows
+    only (``pick_penalties``: the one-standard-error rule towards the configured values); returns the config with
+    them set, and the table of candidates (mean held-out RPS and its standard error over the folds).
 
     Every (fold, candidate) pair is one replica of ONE batched converged fit, each replica with its own ridge
     strengths (replica ids = the pair's index, seed = SEED). With one expert only BASE_L2 is searched. With
@@ -350,14 +354,15 @@ def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | 
     n = len(X)
     sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     deltas = DELTA_L2_GRID if config.num_experts > 1 else (config.delta_l2,)
-    cands = [(b, d) for b in BASE_L2_GRID for d in deltas]
+    clips = tuple(dict.fromkeys((float(config.input_clip), 0.0)))
+    cands = [(b, d, c) for c in clips for b in BASE_L2_GRID for d in deltas]
     folds = list(KFold(min(config.penalty_cv, n), shuffle=True, random_state=config.seed).split(X))
     masks = np.zeros((len(folds), n))
     for f, (tr, _) in enumerate(folds):
         masks[f, tr] = 1.0
     pairs = [(f, c) for f in range(len(folds)) for c in range(len(cands))]
     weight = np.stack([masks[f] * sw for f, _ in pairs])
-    pen = {"base": np.array([cands[c][0] for _, c in pairs]), "delta": np.array([cands[c][1] for _, c in pairs])}
+    pen = {k: np.array([cands[c][i] for _, c in pairs]) for i, k in enumerate(("base", "delta", "clip"))}
     model, _ = fit_replicas(X, P, X, P, config, train_weight=weight, val_weight=weight, n_reported=n_reported,
                             n_reported_val=n_reported, penalties=pen)
     pred = predict_replicas(model, X)
@@ -365,23 +370,28 @@ def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | 
     for r, (f, c) in enumerate(pairs):
         te = folds[f][1]
         scores[f, c] = np.average(rps(P[te], pred[r, te]), weights=np.maximum(sw[te], 1e-12))
-    table = pd.DataFrame({"base_l2": [b for b, _ in cands], "delta_l2": [d for _, d in cands],
+    table = pd.DataFrame({"base_l2": [c[0] for c in cands], "delta_l2": [c[1] for c in cands],
+                          "input_clip": [c[2] for c in cands],
                           "rps_mean": scores.mean(0), "rps_se": scores.std(0, ddof=1) / np.sqrt(len(folds))})
-    best = pick_penalties(table, config.base_l2)
+    best = pick_penalties(table, config.base_l2, config.input_clip)
     table["chosen"] = np.arange(len(table)) == best
-    return config.replace(base_l2=float(cands[best][0]), delta_l2=float(cands[best][1])), table
+    b, d, c = cands[best]
+    return config.replace(base_l2=float(b), delta_l2=float(d), input_clip=float(c)), table
 
 
-def pick_penalties(table: pd.DataFrame, prior_base_l2: float) -> int:
+def pick_penalties(table: pd.DataFrame, prior_base_l2: float, prior_clip: float | None = None) -> int:
     """Row of the candidate table to use: among the candidates within one standard error of the lowest mean RPS
-    (one-standard-error rule), the BASE_L2 closest (in log scale) to the configured one, then the largest DELTA_L2
-    (experts closest to the shared base). On ~300 words the inner-CV curve over BASE_L2 is flat and noisy: its
-    argmin strayed to 0.003 or 0.03 and cost up to 8% on the outer fold, so the data must beat the prior clearly."""
+    (one-standard-error rule), the configured INPUT_CLIP if it is there, then the BASE_L2 closest (in log scale) to
+    the configured one, then the largest DELTA_L2 (experts closest to the shared base). On ~300 words the inner-CV
+    curve over BASE_L2 is flat and noisy: its argmin strayed to 0.003 or 0.03 and cost up to 8% on the outer fold,
+    so the data must beat the configured values clearly."""
     rps, se = table["rps_mean"].to_numpy(), table["rps_se"].fillna(0.0).to_numpy()
     best = int(np.argmin(rps))
     ok = np.flatnonzero(rps <= rps[best] + se[best])
     dist = np.abs(np.log(table["base_l2"].to_numpy()[ok] / prior_base_l2))
-    order = np.lexsort((-table["delta_l2"].to_numpy()[ok], np.round(dist, 9)))
+    other_clip = np.zeros(len(ok)) if prior_clip is None or "input_clip" not in table else \
+        (table["input_clip"].to_numpy()[ok] != prior_clip).astype(float)
+    order = np.lexsort((-table["delta_l2"].to_numpy()[ok], np.round(dist, 9), other_clip))
     return int(ok[order[0]])
 
 

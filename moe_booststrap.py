@@ -68,11 +68,11 @@ HOLDOUT_DATE = "2023-03-01"
 TRAINING = "converged"       # converged: each replica fits its penalised objective to convergence | early_stopping
 SHARED_BASE = True           # experts = one shared linear base + penalised deviations (at 0: softmax regression)
 EXPERT_MLP = False           # with SHARED_BASE: each expert adds its MLP, penalised like the deviations
-BASE_L2 = 1e-2               # ridge on the shared base (chosen by inner CV when PENALTY_CV >= 2)
+BASE_L2 = 1e-2               # ridge on the shared base (PENALTY_CV >= 2: the inner CV leaves it only if clearly worse)
 DELTA_L2 = 0.1               # ridge on each expert's deviation from the base (inner CV when PENALTY_CV >= 2)
 GATE_L2 = 0.0                # ridge on the gate's weights
-PENALTY_CV = 5               # inner folds over the training rows choosing BASE_L2 and DELTA_L2; 0: use them as set
-CONVERGE_TOL = 1e-7          # a replica stops once its objective changes by < tol (relative) over 20 steps
+PENALTY_CV = 5               # inner folds on the training rows choosing BASE_L2, DELTA_L2, INPUT_CLIP; 0: as set
+CONVERGE_TOL = 1e-6          # a replica stops once its objective changes by < tol (relative) over 20 steps
 
 GRID_NUM_EXPERTS = [2, 3, 4]
 GRID_TOP_K = [1, 2]

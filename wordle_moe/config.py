@@ -76,11 +76,11 @@ class MoEConfig:
     training: str = "converged"     # converged: each replica fits its penalised objective to convergence | early_stopping
     shared_base: bool = True        # expert e = softmax(z·(W_base + Δ_e) + b_base + δ_e): at Δ = 0 softmax regression
     expert_mlp: bool = False        # with SHARED_BASE: each expert adds its MLP (output layer penalised like Δ)
-    base_l2: float = 1e-2           # ridge on the shared base's weights (inner CV picks it when PENALTY_CV >= 2)
+    base_l2: float = 1e-2           # ridge on the shared base's weights (PENALTY_CV >= 2: inner CV's prior, 1-SE rule)
     delta_l2: float = 0.1           # ridge on every expert's deviation Δ_e, δ_e (inner CV picks it when PENALTY_CV >= 2)
     gate_l2: float = 0.0            # ridge on the gate's weights (> 0 pulls a slow gate to a flat split: ARI 0.2)
-    penalty_cv: int = 5             # inner folds over the training rows choosing BASE_L2, DELTA_L2 (0: use them as set)
-    converge_tol: float = 1e-7      # a replica stops once its objective changes < tol (relative) over 20 steps
+    penalty_cv: int = 5             # inner folds on the training rows choosing BASE_L2, DELTA_L2, INPUT_CLIP (0: as set)
+    converge_tol: float = 1e-6      # a replica stops once its objective changes < tol (relative) over 20 steps
 
     def validate(self) -> MoEConfig:
         """Raise ConfigError naming the first invalid knob; return self when all are valid."""

@@ -71,4 +71,4 @@ def test_expert_skip_knobs_default_off_and_validate():
         MoEConfig(skip_zero_mlp=2).validate()
     with pytest.raises(ConfigError, match="SKIP_L2"):
         MoEConfig(skip_l2=-1.0).validate()
-    assert MoEConfig.from_mapping({"EXPERT_SKIP": True}).validate().expert_skip is True
+    assert MoEConfig.from_mapping({"EXPERT_SKIP": True, "SHARED_BASE": False}).validate().expert_skip is True

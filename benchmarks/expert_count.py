@@ -1,6 +1,6 @@
 """How many experts the data supports, and whether the grouping is learned or imposed by the gate's start.
 
-Run:  .venv/bin/python benchmarks/expert_count.py [--cv 5] [--B 20]
+Run:  .venv/bin/python benchmarks/expert_count.py [--cv 5] [--B 10]
 On the MCM words, with the shipped defaults: held-out RPS (bootstrap mean, penalties chosen inside each fold's
 training words) for E = 1..4 experts, and for the default beside its gate kept fixed at its start and two freely
 learning controls (same start at the full rate; random start). Prints both tables and writes
@@ -17,7 +17,7 @@ from common import machine_info, publish
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cv", type=int, default=5, help="outer folds (default 5)")
-    parser.add_argument("--B", type=int, default=20, help="bootstrap replicas per fold (default 20)")
+    parser.add_argument("--B", type=int, default=10, help="bootstrap replicas per fold (default 10)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     import pandas as pd

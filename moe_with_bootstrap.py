@@ -573,7 +573,8 @@ display(Image(OUT / "expert_assignment_stability.png"))
 # chosen inside each fold's training words; bootstrap mean of the replicas), scored on the held-out words.
 # `expert_count_comparison.csv`: held-out RPS ± standard error over words, the paired difference to E = 1 ± its
 # standard error, and `beats_first`: more experts beat one only where that difference is below zero by more than two
-# standard errors. With one expert the model is softmax regression.
+# standard errors. With one expert the model is softmax regression. `deviation_norm` and `same_word_tries_gap` show how
+# far the experts are apart (0 = copies of one softmax regression: then the extra experts are no mixture at all).
 
 # %%
 with run.section("analysis_expert_count"):

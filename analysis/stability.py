@@ -112,6 +112,12 @@ def learned_or_imposed(result: GroupingStability, with_start: np.ndarray, origin
                                f"{o.loc[name, 'rps'] * 1e3:.4f} ×10⁻³ (as set: {o.loc['as set', 'rps'] * 1e3:.4f}).")
         if "free gate, random start" in o.index:
             free_between = float(o.loc["free gate, random start", "ari_between_replicas"])
+        if "same_word_tries_gap" in o.columns and "as set" in o.index:
+            r = o.loc["as set"]
+            numbers.append(f"How far the experts are apart (as set): for the same word their expected tries differ by "
+                           f"{r['same_word_tries_gap']:.2g} tries (5–95% over replicas: {r['same_word_tries_gap_q05']:.2g} "
+                           f"to {r['same_word_tries_gap_q95']:.2g}); below 0.01 tries the experts are copies of one "
+                           "model and the grouping decides nothing about the predictions.")
     if between < REPRODUCIBLE_ARI:
         verdict = ("NOT REPRODUCIBLE: resampled models group the words differently; which words an expert owns "
                    "belongs to one trained model, not to the words.")

@@ -411,6 +411,9 @@ def test_learned_or_imposed_names_the_case_with_its_numbers():
     assert imposed.startswith("REPRODUCIBLE BECAUSE IMPOSED BY THE START")
     assert "does not find a reproducible grouping (ARI 0.050)" in imposed
     assert "training the gate improved the held-out predictions" in imposed and "+0.1000 ± 0.0100" in imposed
+    gaps = origin.assign(same_word_tries_gap=3e-4, same_word_tries_gap_q05=2e-4, same_word_tries_gap_q95=5e-4)
+    assert "differ by 0.0003 tries (5–95% over replicas: 0.0002 to 0.0005)" in \
+        analysis.learned_or_imposed(stable, kept, gaps)
     assert analysis.learned_or_imposed(stable, moved).startswith("LEARNED AND REPRODUCIBLE")
     assert f"{moved.mean():.3f}" in analysis.learned_or_imposed(stable, moved)
     assert analysis.learned_or_imposed(noisy, kept).startswith("NOT REPRODUCIBLE")

@@ -47,9 +47,9 @@ NUM_EXPERTS = 2
 TOP_K = 1
 HIDDEN_SIZE = 64
 AUX_LOSS_WEIGHT = 1e-3
-EXPERT_DIVERSITY_COEF = 5e-4
-EXPERT_OUTPUT_DIVERSITY_COEF = 0.02   # 0.1 / 0.05 cost ~15% cross-validated RPS; 0.02 / 0.01 cost nothing measurable
-EXPERT_JS_DIVERGENCE_COEF = 0.01
+EXPERT_DIVERSITY_COEF = 0.0          # 0: experts differ only where the data supports it (converged training)
+EXPERT_OUTPUT_DIVERSITY_COEF = 0.0   # 0: no push apart beyond the data's (0.1 cost ~15% cross-validated RPS)
+EXPERT_JS_DIVERGENCE_COEF = 0.0
 ROUTER = "topk"              # topk | noisy_topk | expert_choice | reputation | aux_free_bias
 GATE = "linear"              # linear | mlp (MLP with LayerNorm)
 ACTIVATION = "tanh"          # gelu | relu | swish | tanh (tanh + DROPOUT 0.3: best inner-CV RPS, see README)
@@ -78,6 +78,15 @@ BOOTSTRAP_B = 200
 BOOTSTRAP_CI = 0.95
 HOLDOUT_WORD = "eerie"
 HOLDOUT_DATE = "2023-03-01"
+# converged, penalised training (docs/model.md)
+TRAINING = "converged"       # converged: each replica fits its penalised objective to convergence | early_stopping
+SHARED_BASE = True           # experts = one shared linear base + penalised deviations (at 0: softmax regression)
+EXPERT_MLP = False           # with SHARED_BASE: each expert adds its MLP, penalised like the deviations
+BASE_L2 = 1e-2               # ridge on the shared base (PENALTY_CV >= 2: the inner CV leaves it only if clearly worse)
+DELTA_L2 = 0.1               # ridge on each expert's deviation from the base (inner CV when PENALTY_CV >= 2)
+GATE_L2 = 0.0                # ridge on the gate's weights
+PENALTY_CV = 5               # inner folds on the training rows choosing BASE_L2, DELTA_L2, INPUT_CLIP; 0: as set
+CONVERGE_TOL = 1e-6          # a replica stops once its objective changes by < tol (relative) over 20 steps
 
 GRID_NUM_EXPERTS = [2, 3, 4]
 GRID_TOP_K = [1, 2]

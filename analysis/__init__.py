@@ -17,6 +17,7 @@ from analysis.diagnosis import constructed_unused_expert_intermediates, diagnose
 from analysis.ranks import plot_expert_parallel_coordinates
 from analysis.run_figures import plot_holdout_bar_ci, plot_holdout_violin, plot_training_history
 from analysis.stability import (
+    learned_or_imposed,
     plot_assignment_stability,
     reproduced_words,
     stability_table,
@@ -34,6 +35,7 @@ from analysis.wordclouds import plot_expert_wordclouds, wordcloud_available
 __all__ = [
     "apply_style", "assignment_columns", "constructed_unused_expert_intermediates", "diagnose_expert_usage",
     "expert_colors", "expert_feature_statistics", "expert_prediction_statistics", "explain_expert_usage",
+    "learned_or_imposed",
     "ownership_counts", "plot_assignment_stability", "plot_expert_parallel_coordinates",
     "plot_expert_wordclouds", "plot_feature_distributions", "plot_holdout_bar_ci", "plot_holdout_violin",
     "plot_prediction_distributions",

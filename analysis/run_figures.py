@@ -18,7 +18,8 @@ def plot_training_history(history: pd.DataFrame, best_epoch: int | None = None, 
     ep = history["epoch"].to_numpy()
     for col, label in LOSS_TERMS:
         if col in history:
-            axes[0].plot(ep, history[col], lw=1.8, label=label)
+            seen = history[col].notna().to_numpy()   # converged training logs the held-out loss every 20 steps
+            axes[0].plot(ep[seen], history[col].to_numpy()[seen], lw=1.8, label=label)
     axes[0].set_ylabel("cross-entropy (nats)")
     axes[0].set_title("Losses")
     for col, label in AUX_TERMS:

@@ -66,7 +66,8 @@ def stability_verdict(result: GroupingStability) -> str:
                f"least 80% of the replicas (mean confidence {s['mean_confidence']:.2f}).")
     if ari >= REPRODUCIBLE_ARI:
         verdict = ("The grouping IS reproducible at this configuration: resampled models put the words into "
-                   "largely the same groups.")
+                   "largely the same groups (whether they found it or kept their starting split: see the verdict on "
+                   "learned or imposed).")
     elif ari >= PARTLY_REPRODUCIBLE_ARI:
         verdict = ("The grouping is only PARTLY reproducible at this configuration: the replicas agree more than "
                    "chance but regroup many words; trust only the words with high confidence.")
@@ -77,15 +78,74 @@ def stability_verdict(result: GroupingStability) -> str:
     return f"{verdict}\n{numbers}"
 
 
+IMPOSED_ARI = 0.65   # a replica whose final grouping agrees this well with its start has kept the start
+
+
+def learned_or_imposed(result: GroupingStability, with_start: np.ndarray, origin: pd.DataFrame | None = None) -> str:
+    """Plain-language answer to "was the grouping learned, or imposed by where the gate started?": one of
+    LEARNED AND REPRODUCIBLE, REPRODUCIBLE BECAUSE IMPOSED BY THE START, NOT REPRODUCIBLE; with the numbers.
+
+    ``with_start`` (R,) is each replica's ARI with its starting grouping; ``origin`` (optional) is
+    ``wordle_moe.agreement.gate_origin_comparison``'s table (held-out RPS of the trained gate, of the gate fixed at
+    its start, and of the freely learning controls, with their ARIs)."""
+    s = result.summary()
+    if s["n_replicas"] < 2:
+        return "Only one replica: whether the grouping was learned cannot be measured (set BOOTSTRAP_B >= 2)."
+    between, start = s["mean_pairwise_ari"], float(np.mean(with_start))
+    numbers = [f"ARI between replicas {between:.3f} (random groupings {s['baseline_ari']:.3f}); ARI of each replica "
+               f"with the grouping its gate started from {start:.3f} (5–95%: {np.quantile(with_start, .05):.3f} to "
+               f"{np.quantile(with_start, .95):.3f})."]
+    free_between = None
+    if origin is not None and len(origin):
+        o = origin.set_index("procedure")
+        if "gate fixed at its start" in o.index and "as set" in o.index:
+            d, se = o.loc["gate fixed at its start", "rps_diff_vs_first"], o.loc["gate fixed at its start", "rps_diff_se"]
+            effect = ("training the gate improved the held-out predictions" if d > 2 * se else
+                      "the fixed starting split predicted better than the trained gate" if d < -2 * se else
+                      "no measurable difference: training the gate did not improve the held-out predictions")
+            numbers.append(f"Held-out RPS with the gate kept fixed at its start minus with the trained gate: "
+                           f"{d * 1e3:+.4f} ± {se * 1e3:.4f} ×10⁻³ ({effect}).")
+        for name in ("free gate (full rate)", "free gate, random start"):
+            if name in o.index:
+                numbers.append(f"Control, {name}: ARI between replicas {o.loc[name, 'ari_between_replicas']:.3f}, "
+                               f"with its start {o.loc[name, 'ari_with_start']:.3f}, held-out RPS "
+                               f"{o.loc[name, 'rps'] * 1e3:.4f} ×10⁻³ (as set: {o.loc['as set', 'rps'] * 1e3:.4f}).")
+        if "free gate, random start" in o.index:
+            free_between = float(o.loc["free gate, random start", "ari_between_replicas"])
+        if "same_word_tries_gap" in o.columns and "as set" in o.index:
+            r = o.loc["as set"]
+            numbers.append(f"How far the experts are apart (as set): for the same word their expected tries differ by "
+                           f"{r['same_word_tries_gap']:.2g} tries (5–95% over replicas: {r['same_word_tries_gap_q05']:.2g} "
+                           f"to {r['same_word_tries_gap_q95']:.2g}); below 0.01 tries the experts are copies of one "
+                           "model and the grouping decides nothing about the predictions.")
+    if between < REPRODUCIBLE_ARI:
+        verdict = ("NOT REPRODUCIBLE: resampled models group the words differently; which words an expert owns "
+                   "belongs to one trained model, not to the words.")
+    elif start >= IMPOSED_ARI:
+        verdict = ("REPRODUCIBLE BECAUSE IMPOSED BY THE START: the replicas agree with each other mostly because each "
+                   "kept the split its gate started from (a ridge fit of expected tries cut at its median)")
+        if free_between is not None:
+            verdict += (f"; a gate that learns freely from a random start does not find a reproducible grouping "
+                        f"(ARI {free_between:.3f})" if free_between < REPRODUCIBLE_ARI else
+                        f"; a freely learning gate from a random start also reproduces (ARI {free_between:.3f})")
+        verdict += ". Read the expert groups as that difficulty split, not as structure the model found."
+    else:
+        verdict = ("LEARNED AND REPRODUCIBLE: the replicas moved away from their starting split and still agree "
+                   "with each other.")
+    return verdict + "\n" + " ".join(numbers)
+
+
 def sorted_word_order(result: GroupingStability) -> np.ndarray:
     """Words ordered by consensus expert, then by falling confidence (stable): blocks on the co-assignment map."""
     return np.lexsort((-result.confidence, result.consensus_expert))
 
 
-def plot_assignment_stability(result: GroupingStability, title: str | None = None):
+def plot_assignment_stability(result: GroupingStability, title: str | None = None,
+                              with_start: np.ndarray | None = None):
     """Left: word × word co-assignment (share of replicas putting two words with the same expert), words sorted by
     consensus expert and confidence; middle: confidence histogram per consensus expert; right: pairwise ARI
-    between replicas beside the size-matched random baseline. Returns the figure."""
+    between replicas beside the size-matched random baseline and, given ``with_start`` (R,), each replica's ARI
+    with the grouping it started from (densities: the three sets have different sizes). Returns the figure."""
     E = result.num_experts
     colors = expert_colors(E)
     order = sorted_word_order(result)
@@ -120,16 +180,21 @@ def plot_assignment_stability(result: GroupingStability, title: str | None = Non
     ax_conf.legend(fontsize=9, loc="upper left")
     pairs, base = result.off_diagonal(), result.off_diagonal(baseline=True)
     lo = min(pairs.min(initial=0.0), base.min(initial=0.0), -0.05)
-    ari_bins = np.linspace(lo, 1.0, 41)
-    ax_ari.hist(base, bins=ari_bins, color="0.6", alpha=0.7,
+    ari_bins = np.linspace(lo, 1.0 + 1e-9, 41)
+    ax_ari.hist(base, bins=ari_bins, color="0.6", alpha=0.7, density=True,
                 label=f"random groupings, same sizes (mean {result.baseline_ari:.3f})")
-    ax_ari.hist(pairs, bins=ari_bins, color="tab:blue", alpha=0.7,
-                label=f"bootstrap replicas (mean {result.mean_ari:.3f})")
+    ax_ari.hist(pairs, bins=ari_bins, color="tab:blue", alpha=0.7, density=True,
+                label=f"between replicas (mean {result.mean_ari:.3f})")
     ax_ari.axvline(result.mean_ari, color="tab:blue", lw=2)
     ax_ari.axvline(result.baseline_ari, color="0.3", lw=2, ls="--")
-    ax_ari.set_xlabel("adjusted Rand index between two replicas' groupings (1 = identical)")
-    ax_ari.set_ylabel("replica pairs")
-    ax_ari.set_title("Agreement between replicas")
+    if with_start is not None and len(with_start):
+        start = np.asarray(with_start, dtype=float)
+        ax_ari.hist(start, bins=ari_bins, color="tab:orange", alpha=0.6, density=True,
+                    label=f"each replica with its own start (mean {start.mean():.3f})")
+        ax_ari.axvline(start.mean(), color="tab:orange", lw=2)
+    ax_ari.set_xlabel("adjusted Rand index of two groupings (1 = identical, 0 = chance)")
+    ax_ari.set_ylabel("density")
+    ax_ari.set_title("Agreement between replicas, and with the start")
     ax_ari.legend(fontsize=9, loc="upper right")
     fig.suptitle(title or f"Does the expert grouping reproduce? {result.num_replicas} bootstrap replicas, "
                  f"{len(result.confidence)} words, {E} experts", fontsize=14, fontweight="bold")

@@ -37,6 +37,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
 MOE_KNOBS: dict = {
     "num_experts": 2, "top_k": 2, "hidden_size": 128, "activation": "tanh", "dropout": 0.3,
     "lr": 1e-3, "wd": 1e-3, "max_epochs": 2000, "patience": 200, "expert_skip": True,
+    "training": "early_stopping", "shared_base": False, "expert_diversity_coef": 5e-4,
     "expert_output_diversity_coef": 0.1, "expert_js_divergence_coef": 0.05, "gate_lr_scale": 1.0,
 }
 # The grid search runs at a 3x shorter schedule (same model otherwise) to fit in a few minutes.
@@ -182,25 +183,92 @@ def run_nested(ds, knobs: dict, outer_folds: int = 15, inner_cv: int = 3, seed: 
             "rps_std_over_folds": {m: float(v) for m, v in stds.items()}}
 
 
-def run_default(ds, n_bootstrap: int, seed: int = 0) -> dict:
-    """The default configuration (MoEConfig(), the knobs as shipped: 2 experts, top-1, hidden 64) beside softmax
-    regression, on protocol A (5-fold x 3) and B, with calibrated intervals: the figures to read beside the tuned
-    configuration's."""
-    moe, calibrators = moe_models({}, n_bootstrap, seed)
-    models = {"softmax_regression": make_peers(random_state=seed)["softmax_regression"], **moe}
-    tables = []
-    for protocol in evaluation.PROTOCOLS:
-        splits = evaluation.protocol_splits(protocol, len(ds.X), ds.dates)
-        tables.append(evaluation.evaluate_models(models, ds.X, ds.P, ds.dates, protocol, splits=splits,
-                                                 n_reported=ds.n_reported, calibration_estimators=calibrators))
-    summary = evaluation.summarise(pd.concat(tables, ignore_index=True))
-    cols = [f"{m}_{s}" for m in ("rps", "mae_pp") for s in ("mean", "std")] + \
-        [f"{c}_mean" for c in evaluation.COVERAGE_COLUMNS]
-    with pd.option_context("display.width", 200, "display.float_format", "{:.5g}".format):
-        print(summary[["protocol", "model", "n_folds", *cols]].to_string(index=False))
+SEED_ORIGIN_TEST_SHARE, SEED_ORIGIN_RANDOM_STATE = 0.15, 42   # the design notes' split: 54 of the 359 words
+
+
+def seed_origin_split(n: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """The original design notes' split: a seeded 15% of the words held out (54 of 359), the rest train."""
+    from sklearn.model_selection import train_test_split
+
+    tr, te = train_test_split(np.arange(n), test_size=SEED_ORIGIN_TEST_SHARE, random_state=SEED_ORIGIN_RANDOM_STATE)
+    return [(0, np.sort(tr), np.sort(te))]
+
+
+def default_goal(summary: pd.DataFrame, moe: str = "moe_bootstrap") -> dict:
+    """Per protocol: the bootstrap-mean MoE's RPS and MAE as ratios to the best peer's (goal: both <= 1)."""
+    out = {}
+    for prot, sub in summary.groupby("protocol"):
+        sub = sub.set_index("model")
+        peers = sub.drop(index=[m for m in sub.index if m.startswith("moe")])
+        best = peers["rps_mean"].idxmin()
+        out[prot] = {"best_peer": best, "best_peer_rps": float(peers.loc[best, "rps_mean"]),
+                     "moe_rps": float(sub.loc[moe, "rps_mean"]),
+                     "rps_ratio": float(sub.loc[moe, "rps_mean"] / peers.loc[best, "rps_mean"]),
+                     "best_peer_mae_pp": float(peers.loc[best, "mae_pp_mean"]),
+                     "moe_mae_pp": float(sub.loc[moe, "mae_pp_mean"]),
+                     "mae_ratio": float(sub.loc[moe, "mae_pp_mean"] / peers.loc[best, "mae_pp_mean"])}
+        out[prot]["goal_met"] = bool(out[prot]["rps_ratio"] <= 1.0 and out[prot]["mae_ratio"] <= 1.0)
+    return out
+
+
+def default_grouping(ds, B: int, seed: int = 0) -> dict:
+    """Grouping of the default bootstrap on all MCM words: ARI between replicas, ARI of each replica with the
+    grouping it started from, and the smallest consensus group's share of the words."""
+    from wordle_moe import stability
+    from wordle_moe.bootstrap import fit_bootstrap
     from wordle_moe.config import MoEConfig
 
-    return {"config": MoEConfig().to_dict(), "n_bootstrap": n_bootstrap,
+    models, info = fit_bootstrap(ds.X, ds.P, config=MoEConfig(), B=B, seed=seed)
+    g = stability.grouping_stability(stability.replica_routing(models, ds.X), seed=seed)
+    with_start = stability.ari_with_start(models, ds.X)
+    sizes = np.bincount(g.consensus_expert, minlength=g.num_experts) / len(ds.X)
+    return {"B": B, "mean_pairwise_ari": g.mean_ari, "baseline_ari": g.baseline_ari,
+            "ari_with_start_mean": float(with_start.mean()), "ari_with_start_q05": float(np.quantile(with_start, .05)),
+            "ari_with_start_q95": float(np.quantile(with_start, .95)), "min_group_share": float(sizes.min()),
+            "chosen_base_l2": info["config"].base_l2, "chosen_delta_l2": info["config"].delta_l2,
+            "steps_median": float(np.median(info["best_epochs"])), "steps_max": int(np.max(info["best_epochs"])),
+            "goal_met": bool(g.mean_ari >= 0.5 and sizes.min() >= 0.10)}
+
+
+def run_default(ds, n_bootstrap: int, seed: int = 0) -> dict:
+    """The shipped default configuration (MoEConfig()) as a bootstrap mean of ``n_bootstrap`` replicas beside every
+    peer, on the same folds: protocol A (5-fold x 3), B (before/after 2022-10-01), S (the design notes' seeded 15%
+    split, 54 words) and C (WordleBot 2024-H2, training on both sources); then the grouping of the default."""
+    from wordle_moe.dataset import load_dataset
+    from wordle_moe.estimator import MoEDistributionRegressor
+
+    models = {**make_peers(random_state=seed),
+              "moe_bootstrap": MoEDistributionRegressor(n_bootstrap=n_bootstrap, random_state=seed, calibration_cv=0)}
+    both = load_dataset(sources=("mcm", "wordlebot"))
+    runs = [("A", ds, evaluation.protocol_splits("A", len(ds.X))),
+            ("B", ds, evaluation.protocol_splits("B", len(ds.X), ds.dates)),
+            ("S", ds, seed_origin_split(len(ds.X))),
+            ("C", both, evaluation.protocol_splits("C", len(both.X), both.dates, populations=both.population))]
+    tables, seconds = [], {}
+    for protocol, data, splits in runs:
+        t0 = time.perf_counter()
+        table = evaluation.evaluate_models(models, data.X, data.P, data.dates, protocol, splits=splits,
+                                           calibrate=False, progress=False)
+        tables.append(table.assign(protocol=protocol))
+        seconds[protocol] = time.perf_counter() - t0
+        print(f"protocol {protocol}: {seconds[protocol]:.0f} s", flush=True)
+    summary = evaluation.summarise(pd.concat(tables, ignore_index=True))
+    cols = [f"{m}_{s}" for m in ("rps", "mae_pp") for s in ("mean", "std")]
+    with pd.option_context("display.width", 200, "display.float_format", "{:.5g}".format):
+        print(summary[["protocol", "model", "n_folds", *cols]].to_string(index=False))
+    goal = default_goal(summary)
+    grouping = default_grouping(ds, n_bootstrap, seed)
+    for prot, g in goal.items():
+        print(f"protocol {prot}: MoE RPS {g['moe_rps']:.5f} = {g['rps_ratio']:.3f} x {g['best_peer']} "
+              f"({g['best_peer_rps']:.5f}); MAE ratio {g['mae_ratio']:.3f}")
+    print("grouping:", grouping)
+    from wordle_moe.config import MoEConfig
+
+    return {"command": f"python benchmarks/accuracy.py --default-config --n-bootstrap {n_bootstrap}",
+            "config": MoEConfig().to_dict(), "n_bootstrap": n_bootstrap, "protocol_seconds": seconds,
+            "seed_origin_split": {"test_share": SEED_ORIGIN_TEST_SHARE, "random_state": SEED_ORIGIN_RANDOM_STATE,
+                                  "n_test": int(len(runs[2][2][0][2]))},
+            "goal": goal, "grouping": grouping,
             "summary": {f"{r['protocol']}/{r['model']}": {c: float(r[c]) for c in cols}
                         for r in summary.to_dict(orient="records")}}
 
@@ -216,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="only the nested-tuning comparison (tuning inside each outer fold's training words)")
     parser.add_argument("--outer-folds", type=int, default=15, help="--nested: outer folds of protocol A (max 15)")
     parser.add_argument("--default-config", action="store_true",
-                        help="only the default configuration (MoEConfig()) beside softmax regression, A and B")
+                        help="only the default configuration (MoEConfig()) beside every peer: A, B, S, C")
     args = parser.parse_args(argv)
 
     import torch

@@ -30,8 +30,8 @@ LEVERS: dict[str, dict] = {
     "default": {},
     "three_experts": {"num_experts": 3},
     "top_2": {"top_k": 2},
-    "skip_path": {"expert_skip": True},
-    "skip_warm_start": {"expert_skip": True, "skip_init": "softmax_regression"},
+    "skip_path": {"expert_skip": True, "shared_base": False},
+    "skip_warm_start": {"expert_skip": True, "skip_init": "softmax_regression", "shared_base": False},
     "hard_mode": {},
     "beta_head_linear": {},  # not a MoE: the discretised-Beta output on a linear model (DiscretisedBetaRegression)
 }

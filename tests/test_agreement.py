@@ -159,3 +159,36 @@ def test_relabel_and_shares():
     np.testing.assert_allclose(shares, [[2 / 3, 0, 1 / 3], [1 / 3, 2 / 3, 0]])
     cons, conf = agreement.consensus(shares)
     assert cons.tolist() == [0, 1] and conf.tolist() == pytest.approx([2 / 3, 2 / 3])
+
+
+def test_paired_ari_equals_sklearn_replica_by_replica():
+    a, b = _labels(R=6, seed=1), _labels(R=6, K=2, seed=2)
+    b[0] = a[0]                                   # identical
+    b[1] = (a[1] + 2) % 3                         # the same partition, renumbered
+    b[2] = 0                                      # one group against three
+    got = agreement.paired_ari(a, b)
+    expected = [adjusted_rand_score(x, y) for x, y in zip(a, b)]
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    assert got.shape == (6,) and got[0] == 1 and got[1] == pytest.approx(1)
+    with pytest.raises(ValueError, match="same shape"):
+        agreement.paired_ari(a, b[:, :5])
+
+
+def test_ari_with_start_is_one_for_a_frozen_gate_and_matches_sklearn_for_a_learning_gate():
+    """GATE_LR_SCALE=0 keeps every replica's grouping at its start (ARI 1); with a learning gate the value
+    equals scikit-learn's ARI of the final grouping with the grouping under the recorded starting gate."""
+    from tests.synthetic import softmax_linear_data
+    from wordle_moe.bootstrap import fit_bootstrap
+
+    X, P = softmax_linear_data(80, 5, seed=4, scale=0.8)
+    frozen, _ = fit_bootstrap(X, P, config=MoEConfig(gate_lr_scale=0.0, max_epochs=150, penalty_cv=0), B=3, seed=1)
+    np.testing.assert_array_equal(agreement.ari_with_start(frozen, X), 1.0)
+    cfg = MoEConfig(gate_lr_scale=1.0, gate_init="random", delta_l2=1e-3, max_epochs=300, penalty_cv=0, lr=0.05)
+    models, _ = fit_bootstrap(X, P, config=cfg, B=3, seed=1)
+    final = agreement.primary_experts(agreement.replica_routing(models, X)["gates"])
+    start = agreement.start_labels(models[0], X)
+    got = agreement.ari_with_start(models, X)
+    np.testing.assert_allclose(got, [adjusted_rand_score(f, s) for f, s in zip(final, start)], atol=1e-12)
+    assert got.min() < 1.0, "a learning gate moved at least one replica's grouping"
+    # the model's own gate is back in place after start_labels borrowed it
+    np.testing.assert_array_equal(agreement.primary_experts(agreement.replica_routing(models, X)["gates"]), final)

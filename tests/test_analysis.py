@@ -406,3 +406,25 @@ def test_training_history_routing_axis_spans_the_whole_share():
     fig = analysis.plot_training_history(history, best_epoch=50)
     assert fig.axes[2].get_ylim() == (0.0, 100.0)
     plt.close(fig)
+
+
+def test_learned_or_imposed_names_the_case_with_its_numbers():
+    import pandas as pd
+
+    stable, noisy = _stability_result(0.05), _stability_result(1.0)
+    R = stable.num_replicas
+    kept, moved = np.full(R, 0.9), np.full(R, 0.3)
+    origin = pd.DataFrame({"procedure": ["as set", "gate fixed at its start", "free gate, random start"],
+                           "rps": [3.0e-3, 3.1e-3, 3.05e-3], "rps_diff_vs_first": [0.0, 1e-4, 5e-5],
+                           "rps_diff_se": [0.0, 1e-5, 1e-5], "ari_between_replicas": [0.8, 0.8, 0.05],
+                           "ari_with_start": [0.9, 1.0, 0.3]})
+    imposed = analysis.learned_or_imposed(stable, kept, origin)
+    assert imposed.startswith("REPRODUCIBLE BECAUSE IMPOSED BY THE START")
+    assert "does not find a reproducible grouping (ARI 0.050)" in imposed
+    assert "training the gate improved the held-out predictions" in imposed and "+0.1000 ± 0.0100" in imposed
+    gaps = origin.assign(same_word_tries_gap=3e-4, same_word_tries_gap_q05=2e-4, same_word_tries_gap_q95=5e-4)
+    assert "differ by 0.0003 tries (5–95% over replicas: 0.0002 to 0.0005)" in \
+        analysis.learned_or_imposed(stable, kept, gaps)
+    assert analysis.learned_or_imposed(stable, moved).startswith("LEARNED AND REPRODUCIBLE")
+    assert f"{moved.mean():.3f}" in analysis.learned_or_imposed(stable, moved)
+    assert analysis.learned_or_imposed(noisy, kept).startswith("NOT REPRODUCIBLE")

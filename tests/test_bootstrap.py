@@ -32,6 +32,9 @@ def test_resample_counts_come_from_one_spawned_stream_per_replica():
     assert not any(np.array_equal(a, b) for a in c for b in other)
 
 
+EARLY = dict(training="early_stopping", shared_base=False)   # the early-stopping path with MLP experts
+
+
 @pytest.mark.parametrize("router", ["topk", "reputation"])
 def test_batched_equals_sequential_replica_by_replica(router):
     """Replica r of the batched model == an R=1 run with seed+r and the same resample.
@@ -53,7 +56,7 @@ def test_batched_equals_sequential_replica_by_replica(router):
 def test_batched_equals_sequential_with_dropout_and_router_noise(router):
     """Per-replica dropout and noise streams: batched == sequential replica by replica WITH dropout > 0."""
     X, P = _data()
-    cfg = MoEConfig(dropout=0.3, hidden_size=8, num_experts=3, max_epochs=30, patience=6, router=router)
+    cfg = MoEConfig(dropout=0.3, hidden_size=8, num_experts=3, max_epochs=30, patience=6, router=router, **EARLY)
     a, ia = bootstrap_predict(X, P, X[:9], config=cfg, B=3, seed=4)
     b, ib = bootstrap_predict(X, P, X[:9], config=cfg, B=3, seed=4, batched=False)
     np.testing.assert_array_equal(ia["best_epochs"], ib["best_epochs"])
@@ -65,10 +68,21 @@ def test_batched_equals_sequential_with_dropout_and_router_noise(router):
 def test_replica_is_the_same_in_a_batch_of_2_and_of_200():
     """Replica r does not depend on B: other replicas pad the batch to more rows and stop at other epochs."""
     X, P = _data()
-    cfg = MoEConfig(dropout=0.3, hidden_size=4, num_experts=2, max_epochs=25, patience=4)
+    cfg = MoEConfig(dropout=0.3, hidden_size=4, num_experts=2, max_epochs=25, patience=4, **EARLY)
     small, si = bootstrap_predict(X, P, X[:6], config=cfg, B=2, seed=3)
     big, bi = bootstrap_predict(X, P, X[:6], config=cfg, B=200, seed=3)
     assert len(set(bi["best_epochs"].tolist())) > 1, "replicas of the big batch stop at different epochs"
+    np.testing.assert_array_equal(bi["best_epochs"][:2], si["best_epochs"])
+    np.testing.assert_allclose(big[:2], small, atol=1e-5)
+
+
+def test_converged_replica_is_the_same_in_a_batch_of_2_and_of_200():
+    """Converged training: replica r converges at its own step and equals itself in a batch of 200."""
+    X, P = _data()
+    cfg = MoEConfig(num_experts=2, max_epochs=400, penalty_cv=0, delta_l2=0.01, gate_lr_scale=1.0)
+    small, si = bootstrap_predict(X, P, X[:6], config=cfg, B=2, seed=3)
+    big, bi = bootstrap_predict(X, P, X[:6], config=cfg, B=200, seed=3)
+    assert len(set(bi["best_epochs"].tolist())) > 1, "replicas of the big batch converge at different steps"
     np.testing.assert_array_equal(bi["best_epochs"][:2], si["best_epochs"])
     np.testing.assert_allclose(big[:2], small, atol=1e-5)
 
@@ -89,7 +103,7 @@ def test_oob_weights_mark_out_of_bag_rows_and_fall_back_to_all_rows():
 
 def test_each_replica_stops_on_its_own_out_of_bag_rows():
     X, P = _data()
-    models, info = fit_bootstrap(X, P, config=MoEConfig(hidden_size=8, max_epochs=60, patience=5, lr=0.05), B=6,
+    models, info = fit_bootstrap(X, P, config=MoEConfig(hidden_size=8, max_epochs=60, patience=5, lr=0.05, **EARLY), B=6,
                                  seed=0)
     assert len(models) == 1 and models[0].replicas == 6
     assert len(set(info["best_epochs"].tolist())) > 1, "replicas stop at different epochs"

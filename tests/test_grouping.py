@@ -93,7 +93,7 @@ def test_experts_start_at_the_log_mean_distribution_of_their_starting_group():
 def test_permuting_experts_is_a_pure_relabelling():
     X, P = _data()
     for knobs in ({"num_experts": 3, "top_k": 2, "router": "reputation"}, {"num_experts": 3, "gate": "mlp"},
-                  {"num_experts": 3, "expert_skip": True, "router": "noisy_topk"}):
+                  {"num_experts": 3, "expert_skip": True, "router": "noisy_topk", "shared_base": False}):
         m = _model(X, np.ones((2, 60)), **knobs).eval()
         with torch.no_grad():
             for p in m.parameters():

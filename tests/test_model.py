@@ -53,7 +53,7 @@ def test_value_equals_exact_topk_procedure(k):
 def test_top1_gate_gets_gradient_from_main_loss():
     """Trap: top-1 renormalised weight is constant 1. The straight-through path gives the gate a gradient."""
     X, P = _data()
-    m = MoEModel(6, MoEConfig(num_experts=3, top_k=1, hidden_size=8, dropout=0.0), replicas=1)
+    m = MoEModel(6, MoEConfig(num_experts=3, top_k=1, hidden_size=8, dropout=0.0, shared_base=False), replicas=1)
     m.fit_standardizer(X)
     loss = -(torch.as_tensor(P, dtype=torch.float32) * torch.log(m(X)[0])).sum(-1).mean()
     loss.backward()
@@ -82,7 +82,7 @@ def test_zero_initialised_gate_ties_and_collapses_but_ours_does_not():
 
 
 def test_replica_r_equals_single_model_with_the_same_replica_id_and_seeds_share_no_replica():
-    cfg = MoEConfig(num_experts=2, hidden_size=8, seed=5)
+    cfg = MoEConfig(num_experts=2, hidden_size=8, seed=5, shared_base=False)
     batched = MoEModel(6, cfg, replicas=3)
     single = MoEModel(6, cfg, replicas=1, replica_ids=[2])
     for name, p in single.named_parameters():
@@ -109,7 +109,7 @@ def test_weighted_standardiser_and_raw_inputs():
 
 
 def test_freeze_experts_leaves_only_router_trainable():
-    m = MoEModel(6, MoEConfig(hidden_size=4), replicas=1).freeze_experts()
+    m = MoEModel(6, MoEConfig(hidden_size=4, shared_base=False), replicas=1).freeze_experts()
     assert not m.expert_w1.requires_grad and m.gate_w.requires_grad
     assert all(p.requires_grad for p in m.router_parameter_list())
 
@@ -134,7 +134,7 @@ def test_constant_column_stays_unscaled_in_every_bootstrap_replica():
 def test_out_of_range_inputs_are_clipped_to_input_clip():
     """A row far outside the training range predicts like one at ±INPUT_CLIP σ (bounded extrapolation)."""
     X, _ = _data()
-    m = MoEModel(6, MoEConfig(hidden_size=8, input_clip=5.0), replicas=2).eval()
+    m = MoEModel(6, MoEConfig(hidden_size=8, input_clip=5.0, shared_base=False), replicas=2).eval()
     m.fit_standardizer(X)
     mean, std = m.x_mean[0].numpy(), m.x_std[0].numpy()
     far = (mean + np.array([1e3, -1e3, 0, 0, 0, 0]) * std)[None]
@@ -151,7 +151,7 @@ def test_out_of_range_inputs_are_clipped_to_input_clip():
 def test_dropout_training_step_backpropagates_for_every_activation(activation):
     """The dropout mask is applied in place after gelu/swish only (relu/tanh backward reads its output)."""
     X, P = _data()
-    m = MoEModel(6, MoEConfig(hidden_size=8, dropout=0.5, activation=activation), replicas=2).train()
+    m = MoEModel(6, MoEConfig(hidden_size=8, dropout=0.5, activation=activation, shared_base=False), replicas=2).train()
     m.fit_standardizer(X)
     y = m(X)
     (-(torch.as_tensor(P, dtype=torch.float32) * torch.log(y)).sum(-1).mean()).backward()
@@ -165,7 +165,7 @@ def test_dropout_training_step_backpropagates_for_every_activation(activation):
 def test_expert_skip_with_zero_mlp_output_is_softmax_regression_per_expert():
     """EXPERT_SKIP: with the MLP's second layer at zero each expert is exactly softmax(z·W_skip), per replica."""
     X, _ = _data()
-    m = MoEModel(6, MoEConfig(num_experts=3, top_k=2, hidden_size=8, expert_skip=True), replicas=2).eval()
+    m = MoEModel(6, MoEConfig(num_experts=3, top_k=2, hidden_size=8, expert_skip=True, shared_base=False), replicas=2).eval()
     m.fit_standardizer(X)
     assert m.expert_skip_w.shape == (2, 3, 6, 7)
     torch.testing.assert_close(m.expert_skip_w, torch.zeros(2, 3, 6, 7))  # zero start: the MLP alone
@@ -188,8 +188,8 @@ def test_expert_skip_with_zero_mlp_output_is_softmax_regression_per_expert():
 def test_expert_skip_off_keeps_default_parameters_and_outputs():
     """Default path unchanged: no skip parameter, and the other parameters/outputs equal an EXPERT_SKIP model's MLP."""
     X, _ = _data()
-    plain = MoEModel(6, MoEConfig(num_experts=2, hidden_size=8), replicas=1).eval()
-    skip = MoEModel(6, MoEConfig(num_experts=2, hidden_size=8, expert_skip=True), replicas=1).eval()
+    plain = MoEModel(6, MoEConfig(num_experts=2, hidden_size=8, shared_base=False), replicas=1).eval()
+    skip = MoEModel(6, MoEConfig(num_experts=2, hidden_size=8, expert_skip=True, shared_base=False), replicas=1).eval()
     assert not hasattr(plain, "expert_skip_w")
     assert set(dict(skip.named_parameters())) - set(dict(plain.named_parameters())) == {"expert_skip_w"}
     for name, p in plain.named_parameters():
@@ -202,7 +202,7 @@ def test_expert_skip_off_keeps_default_parameters_and_outputs():
 
 
 def test_skip_l2_penalty_is_half_l2_norm_per_replica():
-    m = MoEModel(4, MoEConfig(num_experts=2, hidden_size=4, expert_skip=True, skip_l2=0.1), replicas=3)
+    m = MoEModel(4, MoEConfig(num_experts=2, hidden_size=4, expert_skip=True, skip_l2=0.1, shared_base=False), replicas=3)
     with torch.no_grad():
         m.expert_skip_w.copy_(torch.arange(3 * 2 * 4 * 7, dtype=torch.float32).view(3, 2, 4, 7) / 100)
     want = 0.05 * (m.expert_skip_w.detach().numpy() ** 2).reshape(3, -1).sum(1)
@@ -213,7 +213,8 @@ def test_skip_l2_penalty_is_half_l2_norm_per_replica():
 def test_skip_zero_mlp_starts_each_expert_at_softmax_of_its_bias():
     """SKIP_ZERO_MLP: output layer (and skip) start at 0, so expert e outputs softmax(b2_e) for every row."""
     X, _ = _data()
-    m = MoEModel(6, MoEConfig(num_experts=2, hidden_size=8, expert_skip=True, skip_zero_mlp=True), replicas=2).eval()
+    m = MoEModel(6, MoEConfig(num_experts=2, hidden_size=8, expert_skip=True, skip_zero_mlp=True, shared_base=False),
+                 replicas=2).eval()
     m.fit_standardizer(X)
     assert float(m.expert_w2.detach().abs().sum()) == 0.0 and float(m.expert_w1.detach().abs().sum()) > 0
     with torch.no_grad():

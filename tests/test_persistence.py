@@ -129,7 +129,7 @@ def test_unknown_knob_wrong_weights_and_non_model_folders(tmp_path, data, data_f
     with pytest.raises(ModelVersionError, match="FUTURE_KNOB"):
         load_model(path)
     del meta["config"]["future_knob"]
-    meta["config"]["hidden_size"] = 16  # weights no longer fit the declared architecture
+    meta["config"]["num_experts"] = 3  # weights no longer fit the declared architecture
     (path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelVersionError, match="do not fit"):
         load_model(path)

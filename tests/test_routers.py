@@ -111,7 +111,8 @@ def test_expert_choice_respects_capacity_in_training():
 
 def test_expert_choice_inference_is_independent_of_batch_mates():
     X, P = _data()
-    m = MoEModel(5, MoEConfig(router="expert_choice", num_experts=3, top_k=1, hidden_size=8, dropout=0.0),
+    m = MoEModel(5, MoEConfig(router="expert_choice", num_experts=3, top_k=1, hidden_size=8, dropout=0.0,
+                                    shared_base=False),
                  replicas=1)
     m.fit_standardizer(X)
     m.train()

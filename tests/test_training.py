@@ -10,6 +10,7 @@ from wordle_moe.losses import soft_cross_entropy
 from wordle_moe.training import evaluate, intermediates, predict_proba, train_moe
 
 FAST = dict(hidden_size=8, max_epochs=25, patience=5)
+EARLY = dict(training="early_stopping", shared_base=False)   # the early-stopping path with MLP experts
 
 
 def _data(n=50, d=6, seed=0):
@@ -30,11 +31,20 @@ def test_invalid_knob_fails_before_training():
 
 def test_two_runs_with_one_seed_are_identical_and_seeds_differ():
     X, P = _data()
-    a, _ = train_moe(X[:40], P[:40], X[40:], P[40:], seed=3, **FAST)
-    b, _ = train_moe(X[:40], P[:40], X[40:], P[40:], seed=3, **FAST)
-    c, _ = train_moe(X[:40], P[:40], X[40:], P[40:], seed=4, **FAST)
+    a, _ = train_moe(X[:40], P[:40], X[40:], P[40:], seed=3, **FAST, **EARLY)
+    b, _ = train_moe(X[:40], P[:40], X[40:], P[40:], seed=3, **FAST, **EARLY)
+    c, _ = train_moe(X[:40], P[:40], X[40:], P[40:], seed=4, **FAST, **EARLY)
     np.testing.assert_array_equal(predict_proba(a, X), predict_proba(b, X))
     assert not np.allclose(predict_proba(a, X), predict_proba(c, X))
+
+
+def test_converged_default_draws_nothing_at_random():
+    """The converged default starts from the data alone (base at the mean, Δ = 0, the gate's difficulty split),
+    so its fit does not depend on SEED: two seeds give the same model."""
+    X, P = _data()
+    a, _ = train_moe(X[:40], P[:40], X[40:], P[40:], seed=3, penalty_cv=0)
+    c, _ = train_moe(X[:40], P[:40], X[40:], P[40:], seed=4, penalty_cv=0)
+    np.testing.assert_array_equal(predict_proba(a, X), predict_proba(c, X))
 
 
 def test_history_columns_csv_and_best_weights_restored(tmp_path):
@@ -85,7 +95,7 @@ def test_n_weighting_changes_the_fit():
 
 def test_router_only_phase_runs_after_the_joint_phase_and_keeps_experts_fixed():
     X, P = _data()
-    cfg = MoEConfig(router_only_epochs=10, **FAST)
+    cfg = MoEConfig(router_only_epochs=10, **FAST, **EARLY)
     model, info = train_moe(X[:40], P[:40], X[40:], P[40:], config=cfg)
     h = info["history"]
     joint_only, jinfo = train_moe(X[:40], P[:40], X[40:], P[40:], config=cfg.replace(router_only_epochs=0))
@@ -125,3 +135,85 @@ def test_learns_better_than_the_mean_distribution():
     from wordle_moe.metrics import distribution_metrics
     base = distribution_metrics(P[160:], np.tile(P[:160].mean(0), (40, 1)))
     assert m["rps"] < 0.7 * base["rps"]
+
+
+def test_one_linear_expert_reproduces_lbfgs_softmax_regression_with_the_same_penalty():
+    """NUM_EXPERTS=1 under converged training IS softmax regression: predictions within 1e-3 and RPS within 1%
+    of the L-BFGS peer (StandardScaler + SoftmaxRegression) fitted with alpha = BASE_L2."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from wordle_moe.baselines import SoftmaxRegression
+    from wordle_moe.metrics import rps
+
+    X, P = softmax_linear_data(120, 6, seed=5, scale=0.5)
+    rng = np.random.default_rng(5)
+    P = np.stack([rng.dirichlet(a) for a in 300 * P + 1e-3])   # observed shares scatter around the linear model
+    for alpha in (1e-2, 0.1):
+        model, info = train_moe(X, P, X, P, num_experts=1, top_k=1, base_l2=alpha, penalty_cv=0, input_clip=0.0,
+                                max_epochs=3000, converge_tol=1e-7)   # the default 1e-6: within 1.1e-3 here
+        ours = predict_proba(model, X)
+        peer = make_pipeline(StandardScaler(), SoftmaxRegression(alpha=alpha)).fit(X, P).predict(X)
+        assert np.abs(ours - peer).max() < 1e-3
+        assert rps(P, ours).mean() == pytest.approx(rps(P, peer).mean(), rel=0.01)
+        assert info["best_epoch"] < 3000, "stopped by the convergence test, not by the step cap"
+
+
+def test_converged_training_reaches_a_stationary_point_of_the_penalised_objective():
+    """After training, each replica's objective barely moves under further steps and its gradient is small."""
+    from wordle_moe.losses import loss_terms
+
+    X, P = softmax_linear_data(90, 5, seed=6, scale=0.6)
+    w = np.random.default_rng(0).multinomial(90, np.full(90, 1 / 90), size=3).astype(float)
+    from wordle_moe.training import fit_replicas
+
+    cfg = MoEConfig(num_experts=2, top_k=2, gate_lr_scale=1.0, delta_l2=0.05, penalty_cv=0, max_epochs=4000)
+    model, info = fit_replicas(X, P, X, P, cfg, train_weight=w, val_weight=w)
+    assert (info["best_epochs"] < 4000).all()
+    model.eval()
+    out = model(X, return_intermediate=True, weight=torch.as_tensor(w, dtype=torch.float32))
+    Pt = torch.as_tensor(P, dtype=torch.float32)
+    wt = torch.as_tensor(w, dtype=torch.float32)
+    obj = loss_terms(out, Pt, wt, wt, model.expert_parameters_flat(), cfg)["total_loss"] + model.penalty()
+    grads = torch.autograd.grad(obj.sum(), [p for p in model.parameters() if p.requires_grad], allow_unused=True)
+    gnorm = torch.sqrt(sum((g ** 2).sum() for g in grads if g is not None))
+    assert float(gnorm) < 5e-3
+
+
+def test_converged_experts_deviate_only_as_far_as_their_penalty_allows():
+    """A huge DELTA_L2 keeps the experts copies of the base (softmax regression); a small one lets them differ."""
+    X, P = softmax_linear_data(100, 5, seed=7, scale=0.8)
+    tight, _ = train_moe(X, P, X, P, num_experts=2, top_k=2, delta_l2=1e4, penalty_cv=0, gate_lr_scale=1.0)
+    loose, _ = train_moe(X, P, X, P, num_experts=2, top_k=2, delta_l2=1e-3, penalty_cv=0, gate_lr_scale=1.0)
+    assert float(tight.expert_skip_w.detach().abs().max()) < 1e-3
+    assert float(loose.expert_skip_w.detach().abs().max()) > 1e-2
+
+
+def test_pick_penalties_prefers_the_prior_within_one_standard_error():
+    import pandas as pd
+
+    from wordle_moe.training import pick_penalties
+
+    t = pd.DataFrame({"base_l2": [3e-3, 1e-2, 1e-2, 3e-2], "delta_l2": [3.0, 0.3, 30.0, 3.0],
+                      "rps_mean": [2.70, 2.74, 2.75, 2.90], "rps_se": [0.06, 0.05, 0.05, 0.05]})
+    assert pick_penalties(t, 1e-2) == 2          # within 2.70 + 0.06: base 0.01, then the larger DELTA_L2
+    assert pick_penalties(t.assign(rps_se=0.01), 1e-2) == 0   # the data beats the prior clearly: its argmin
+    assert pick_penalties(t, 3e-3) == 0
+
+
+def test_penalties_are_chosen_by_inner_cv_on_the_given_rows_only():
+    from wordle_moe.training import BASE_L2_GRID, DELTA_L2_GRID, select_penalties
+
+    X, P = softmax_linear_data(60, 4, seed=8, scale=0.5)
+    cfg, table = select_penalties(X, P, MoEConfig(penalty_cv=3, max_epochs=150))
+    assert len(table) == 2 * len(BASE_L2_GRID) * len(DELTA_L2_GRID) and table["chosen"].sum() == 1
+    assert set(table["input_clip"]) == {MoEConfig().input_clip, 0.0}   # the clip as set, or none
+    best = table.loc[table["chosen"]].iloc[0]
+    assert (cfg.base_l2, cfg.delta_l2, cfg.input_clip) == (best["base_l2"], best["delta_l2"], best["input_clip"])
+    low = table["rps_mean"].idxmin()
+    assert best["rps_mean"] <= table.loc[low, "rps_mean"] + table.loc[low, "rps_se"]   # one-standard-error rule
+    # other rows -> possibly another choice, never an error; early stopping and PENALTY_CV=0 leave the config alone
+    same, empty = select_penalties(X, P, MoEConfig(penalty_cv=0))
+    assert same == MoEConfig(penalty_cv=0) and empty.empty
+    one, t1 = select_penalties(X, P, MoEConfig(num_experts=1, top_k=1, max_epochs=150))
+    assert len(t1) == 2 * len(BASE_L2_GRID)

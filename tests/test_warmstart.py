@@ -34,7 +34,7 @@ def test_each_replica_matches_the_single_softmax_regression():
 
 def test_warm_started_experts_start_as_the_linear_model():
     X, P = problem(seed=2)
-    cfg = MoEConfig(num_experts=2, expert_skip=True, dropout=0.0, input_clip=0.0).validate()
+    cfg = MoEConfig(num_experts=2, expert_skip=True, dropout=0.0, input_clip=0.0, shared_base=False).validate()
     model = MoEModel(X.shape[1], cfg, replicas=2)
     counts = np.ones((2, len(X)))
     model.fit_standardizer(X, counts)
@@ -56,6 +56,7 @@ def test_knob_needs_the_skip_path_and_training_uses_it():
         MoEConfig(expert_skip=True, skip_init="lbfgs").validate()
     X, P = problem(seed=3)
     cfg = MoEConfig(num_experts=2, expert_skip=True, skip_init="softmax_regression", max_epochs=1, patience=1,
+                    shared_base=False,
                     lr=1e-12).validate()
     model, _ = fit_replicas(X, P, X, P, cfg, train_weight=np.ones((1, len(X))), val_weight=np.ones((1, len(X))))
     # after one step at a negligible learning rate the skip weights are still the L-BFGS solution

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 ROUTING_KEYS = ("gate_scores", "top_k_indices", "gates", "expert_outputs", "final_output")
@@ -109,6 +110,165 @@ def pairwise_ari(labels: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         ari = np.where(denom > 0, 2.0 * (tp * tn - fn * fp) / np.where(denom > 0, denom, 1.0), 1.0)
     return np.where((np.abs(fn) < 0.5) & (np.abs(fp) < 0.5), 1.0, ari)
+
+
+def paired_ari(labels_a: np.ndarray, labels_b: np.ndarray) -> np.ndarray:
+    """ARI of partition a[r] with partition b[r] for every r at once, (R,): e.g. each replica's final grouping
+    against the grouping its gate started from. Same formula and conventions as ``pairwise_ari``."""
+    a, Ka = _check_labels(np.atleast_2d(labels_a))
+    b, Kb = _check_labels(np.atleast_2d(labels_b))
+    if a.shape != b.shape:
+        raise ValueError(f"labels_a and labels_b must have the same shape; got {a.shape} and {b.shape}")
+    n = a.shape[1]
+    table = np.einsum("rni,rnj->rij", _one_hot(a, Ka), _one_hot(b, Kb))   # (R, Ka, Kb) contingency tables
+    tp = 0.5 * (table * (table - 1)).sum(axis=(1, 2))
+    ta = 0.5 * (table.sum(2) * (table.sum(2) - 1)).sum(1)                 # pairs together in a
+    tb = 0.5 * (table.sum(1) * (table.sum(1) - 1)).sum(1)                 # pairs together in b
+    fn, fp = ta - tp, tb - tp
+    tn = n * (n - 1) / 2 - tp - fn - fp
+    denom = (tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ari = np.where(denom > 0, 2.0 * (tp * tn - fn * fp) / np.where(denom > 0, denom, 1.0), 1.0)
+    return np.where((np.abs(fn) < 0.5) & (np.abs(fp) < 0.5), 1.0, ari)
+
+
+def start_labels(model: Any, X: Any) -> np.ndarray:
+    """Each replica's grouping at the START of training (R, n): the primary expert under the gate parameters
+    the trainer recorded before the first step (``model.start_gate_``), with the model's own standardiser
+    and router. ARI is label-free, so the experts' relabelling after training does not matter."""
+    import torch
+
+    start = getattr(model, "start_gate_", None)
+    if start is None:
+        raise ValueError("the model has no recorded starting gate (trained before start_gate_ was kept)")
+    trained = {k: getattr(model, k).detach().clone() for k in start}
+    try:
+        with torch.no_grad():
+            for k, v in start.items():
+                getattr(model, k).copy_(v)
+        return primary_experts(replica_routing(model, X)["gates"])
+    finally:
+        with torch.no_grad():
+            for k, v in trained.items():
+                getattr(model, k).copy_(v)
+
+
+def ari_with_start(model: Any, X: Any) -> np.ndarray:
+    """Per replica (R,): ARI between its final grouping of the rows X and the grouping its gate started from
+    (1 = the training kept the starting split, 0 = no more alike than chance). ``model``: one batched model or
+    a list of them (the bootstrap's)."""
+    if isinstance(model, (list, tuple)):
+        return np.concatenate([ari_with_start(m, X) for m in model])
+    final = primary_experts(replica_routing(model, X)["gates"])
+    return paired_ari(final, start_labels(model, X))
+
+
+def expert_gaps(model: Any, X: Any) -> dict[str, np.ndarray]:
+    """How far each replica's experts are apart, (R,) each: ``deviation_norm`` = sqrt(Σ_e ||Δ_e||² + ||δ_e||²) of the
+    shared-base experts (0: copies of one softmax regression; NaN without a shared base), ``routed_tries_gap`` =
+    the spread (max − min over experts) of the expected tries of each expert's ROUTED mean output on the rows X
+    (experts AND their words differ), and ``same_word_tries_gap`` = the mean over the rows of that spread between
+    the experts' outputs for the SAME word (the experts alone differ; a measure of the experts, not a prediction)."""
+    from .grouping import expected_tries
+    from .model import SKIP_PARAM
+
+    models = model if isinstance(model, (list, tuple)) else [model]
+    norms, gaps, same = [], [], []
+    for m in models:
+        if getattr(m.config, "shared_base", False) and m.config.num_experts > 1:
+            dev = getattr(m, SKIP_PARAM).detach().pow(2).sum((1, 2, 3)) + m.expert_b2.detach().pow(2).sum((1, 2))
+            norms.append(dev.sqrt().numpy())
+        else:
+            norms.append(np.full(m.replicas, 0.0 if m.config.num_experts == 1 else np.nan))
+        r = replica_routing(m, X)
+        import torch
+
+        tries = expected_tries(torch.as_tensor(routed_mean_outputs(r["expert_outputs"], r["gates"]))).numpy()
+        gaps.append(np.nanmax(tries, axis=1) - np.nanmin(tries, axis=1))
+        each = expected_tries(torch.as_tensor(r["expert_outputs"])).numpy()           # (R, n, E)
+        same.append((each.max(axis=-1) - each.min(axis=-1)).mean(axis=1))
+    return {"deviation_norm": np.concatenate(norms), "routed_tries_gap": np.concatenate(gaps),
+            "same_word_tries_gap": np.concatenate(same)}
+
+
+def procedure_table(X: Any, P: Any, configs: Mapping[str, Any], *, cv: int = 3, B: int = 10, seed: int = 0,
+                    n_reported: Any | None = None, progress: bool = False) -> pd.DataFrame:
+    """Each named configuration trained as a B-replica bootstrap on the training words of ``cv`` folds (penalties
+    by inner CV inside those words: nested), scored on the held-out words, its grouping read on ALL words.
+
+    One row per configuration: held-out RPS of the bootstrap mean ± SE over words, the paired difference to the
+    FIRST configuration ± SE, the mean pairwise ARI between the replicas' groupings and their ARI with the grouping
+    each started from (fold means), the smallest expert's share of the words, and how far the experts are apart
+    (deviation norm and routed expected-tries gap, mean with a 5–95% range over all replicas).
+    """
+    from sklearn.model_selection import KFold
+
+    from .bootstrap import fit_bootstrap, predict_bootstrap
+    from .metrics import rps
+
+    X, P = np.asarray(X, dtype=np.float64), np.asarray(P, dtype=np.float64)
+    folds = list(KFold(cv, shuffle=True, random_state=seed).split(X))
+    per_word, rows = {}, []
+    items = list(configs.items())
+    if progress:
+        from tqdm.auto import tqdm
+        items = tqdm(items, desc="procedures", leave=False)
+    for name, cfg in items:
+        loss = np.zeros(len(X))
+        between, with_start, small, norms, gaps, same = [], [], [], [], [], []
+        for tr, te in folds:
+            nr = None if n_reported is None else np.asarray(n_reported)[tr]
+            models, _ = fit_bootstrap(X[tr], P[tr], config=cfg, B=B, seed=seed, n_reported=nr)
+            loss[te] = rps(P[te], predict_bootstrap(models, X[te]).mean(axis=0))
+            labels = primary_experts(replica_routing(models, X)["gates"])
+            between.append(mean_pairwise_ari(labels) if cfg.num_experts > 1 else np.nan)
+            with_start.append(float(ari_with_start(models, X).mean()) if cfg.num_experts > 1 else np.nan)
+            share = (labels[..., None] == np.arange(cfg.num_experts)).mean(axis=1)      # (B, E)
+            small.append(float(share.min(axis=1).mean()))
+            g = expert_gaps(models, X)
+            norms.append(g["deviation_norm"])
+            gaps.append(g["routed_tries_gap"])
+            same.append(g["same_word_tries_gap"])
+        per_word[name] = loss
+        diff = loss - per_word[next(iter(configs))]
+        nrm, gap, sw = np.concatenate(norms), np.concatenate(gaps), np.concatenate(same)
+        rows.append({"procedure": name, "num_experts": cfg.num_experts, "top_k": cfg.top_k,
+                     "gate_lr_scale": cfg.gate_lr_scale, "gate_init": cfg.gate_init,
+                     "rps": float(loss.mean()), "rps_se": float(loss.std(ddof=1) / np.sqrt(len(loss))),
+                     "rps_diff_vs_first": float(diff.mean()),
+                     "rps_diff_se": float(diff.std(ddof=1) / np.sqrt(len(diff))),
+                     "ari_between_replicas": float(np.nanmean(between)) if cfg.num_experts > 1 else np.nan,
+                     "ari_with_start": float(np.nanmean(with_start)) if cfg.num_experts > 1 else np.nan,
+                     "min_group_share": float(np.mean(small)),
+                     "deviation_norm": float(np.nanmean(nrm)) if np.isfinite(nrm).any() else np.nan,
+                     "deviation_norm_q05": float(np.nanquantile(nrm, .05)) if np.isfinite(nrm).any() else np.nan,
+                     "deviation_norm_q95": float(np.nanquantile(nrm, .95)) if np.isfinite(nrm).any() else np.nan,
+                     "routed_tries_gap": float(gap.mean()), "routed_tries_gap_q05": float(np.quantile(gap, .05)),
+                     "routed_tries_gap_q95": float(np.quantile(gap, .95)),
+                     "same_word_tries_gap": float(sw.mean()), "same_word_tries_gap_q05": float(np.quantile(sw, .05)),
+                     "same_word_tries_gap_q95": float(np.quantile(sw, .95)), "folds": cv, "B": B})
+    table = pd.DataFrame(rows)
+    # better than the first row: lower RPS by more than two standard errors of the paired difference
+    table["beats_first"] = (table["rps_diff_vs_first"] + 2 * table["rps_diff_se"]) < 0
+    return table
+
+
+def expert_count_comparison(X: Any, P: Any, config: Any, counts: Sequence[int] = (1, 2, 3, 4), **kw: Any
+                            ) -> pd.DataFrame:
+    """``procedure_table`` for E = 1, 2, 3, 4 experts at ``config`` (top-k capped at E): does more than one expert
+    beat one? ``beats_first`` compares every E with E = 1."""
+    configs = {f"E={E}": config.replace(num_experts=E, top_k=min(config.top_k, E)) for E in counts}
+    return procedure_table(X, P, configs, **kw)
+
+
+def gate_origin_comparison(X: Any, P: Any, config: Any, **kw: Any) -> pd.DataFrame:
+    """Learned or imposed? ``procedure_table`` of the configuration as set, its gate kept FIXED at its start
+    (GATE_LR_SCALE=0), and two freely learning controls: the same start at the full rate (GATE_LR_SCALE=1) and a
+    random start at the full rate (GATE_INIT="random")."""
+    configs = {"as set": config, "gate fixed at its start": config.replace(gate_lr_scale=0.0),
+               "free gate (full rate)": config.replace(gate_lr_scale=1.0),
+               "free gate, random start": config.replace(gate_lr_scale=1.0, gate_init="random")}
+    return procedure_table(X, P, configs, **kw)
 
 
 def mean_pairwise_ari(labels: np.ndarray) -> float:
@@ -268,6 +428,7 @@ def grouping_stability(routing: Mapping[str, np.ndarray], reference: np.ndarray 
                              baseline_pairwise_ari=base)
 
 
-__all__ = ["GroupingStability", "align_labels", "assignment_shares", "co_assignment", "consensus",
+__all__ = ["GroupingStability", "align_labels", "ari_with_start", "expert_count_comparison", "expert_gaps",
+           "gate_origin_comparison", "procedure_table", "assignment_shares", "co_assignment", "consensus",
            "grouping_stability", "mean_pairwise_ari", "pairwise_ari", "primary_experts", "random_baseline_ari",
-           "relabel", "replica_routing", "routed_mean_outputs"]
+           "paired_ari", "relabel", "replica_routing", "routed_mean_outputs", "start_labels"]

@@ -2,10 +2,11 @@
 
 Replica r of a run with seed s owns the random streams ``SeedSequence(s).spawn(B)[r]`` (streams.py):
 its multinomial resample (used as row weights), its initial weights, its dropout masks and its router
-noise. It stops early on its own out-of-bag rows. Replicas share nothing but the optimizer call
-(losses are summed, AdamW is element-wise), so replica r is the same in a batch of 2 or of 200 and
-equals a sequential R=1 run with the same seed and replica id (``batched=False`` runs that reference
-path), and runs with seeds s and s+1 share no replica.
+noise. It trains to convergence of its penalised objective (TRAINING="converged", ridge strengths chosen
+once by inner CV on the training rows, shared by all replicas) or stops early on its own out-of-bag rows.
+Replicas share nothing but the optimizer call (losses are summed, AdamW is element-wise), so replica r is
+the same in a batch of 2 or of 200 and equals a sequential R=1 run with the same seed and replica id
+(``batched=False`` runs that reference path), and runs with seeds s and s+1 share no replica.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from .intervals import bootstrap_summary
 from .metrics import distribution_metrics
 from .model import MoEModel
 from .streams import resample_counts
-from .training import check_inputs, fit_replicas, predict_replicas, resolve_config
+from .training import check_inputs, fit_replicas, predict_replicas, resolve_config, select_penalties
 
 __all__ = ["resample_counts", "oob_weights", "fit_bootstrap", "predict_bootstrap", "bootstrap_predict",
            "bootstrap_summary", "bootstrap_evaluate"]
@@ -50,6 +51,8 @@ def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None
     counts = resample_counts(n, B, seed)
     train_w, val_w = counts * sw, oob_weights(counts) * sw
     start = time.perf_counter()
+    # one choice of the ridge strengths for every replica, from the training rows only (no-op unless converged)
+    cfg, penalty_table = select_penalties(X, P, cfg.replace(seed=seed), sample_weight=sw, n_reported=n_reported)
     if batched:
         model, fit_info = fit_replicas(X, P, X, P, cfg.replace(seed=seed), train_weight=train_w, val_weight=val_w,
                                        n_reported=n_reported, n_reported_val=n_reported,
@@ -70,7 +73,7 @@ def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None
             best.append(inf["best_epochs"][0])
         best = np.asarray(best)
     info = {"counts": counts, "best_epochs": best, "seconds": time.perf_counter() - start, "B": B, "seed": seed,
-            "batched": batched, "config": cfg, "history": history}
+            "batched": batched, "config": cfg, "history": history, "penalty_cv": penalty_table}
     return models, info
 
 

@@ -23,6 +23,7 @@ GATE_INITS = ("difficulty", "random")
 EXPERT_ORDERS = ("difficulty", "none")
 EXPERT_INITS = ("group_mean", "dense", "random")
 SKIP_INITS = ("zero", "softmax_regression")
+TRAININGS = ("converged", "early_stopping")
 DIVERSITY_SCOPES = ("routed", "all")   # rows the output-diversity and JS terms average each expert over
 
 
@@ -147,9 +148,9 @@ class MoEConfig:
                            choices=ACTIVATIONS)
     dropout: float = knob(0.3, "dropout on the experts' hidden layer", low=0.0, high=1.0, high_open=True)
     aux_loss_weight: float = knob(1e-3, "weight of the load-balancing loss", low=0.0)
-    expert_diversity_coef: float = knob(5e-4, "weight of the expert-weight diversity loss", low=0.0)
-    expert_output_diversity_coef: float = knob(0.02, "weight of the expert-output diversity loss", low=0.0)
-    expert_js_divergence_coef: float = knob(0.01, "weight of the JS-divergence term between expert outputs", low=0.0)
+    expert_diversity_coef: float = knob(0.0, "weight of the expert-weight diversity loss", low=0.0)
+    expert_output_diversity_coef: float = knob(0.0, "weight of the expert-output diversity loss", low=0.0)
+    expert_js_divergence_coef: float = knob(0.0, "weight of the JS-divergence term between expert outputs", low=0.0)
     z_loss_coef: float = knob(0.0, "weight of the router z-loss", low=0.0)
     n_weighting: str = knob("none", "weight words by their reported results", choices=N_WEIGHTINGS)
     lr: float = knob(1e-2, "AdamW learning rate", low=0.0, low_open=True)
@@ -195,6 +196,18 @@ class MoEConfig:
     bootstrap_ci: float = knob(0.95, "level of the bootstrap and predictive intervals", low=0.0, high=1.0,
                                low_open=True, high_open=True)
 
+    # converged, penalised training (training.py, docs/model.md)
+    training: str = knob("converged", "converged: each replica fits its penalised objective fully",
+                         choices=TRAININGS)
+    shared_base: bool = knob(True, "experts share a linear base plus penalised deviations (softmax regression at 0)")
+    expert_mlp: bool = knob(False, "with SHARED_BASE: each expert adds its MLP as another penalised deviation")
+    base_l2: float = knob(1e-2, "ridge on the shared base's weights (the inner CV's prior)", low=0.0)
+    delta_l2: float = knob(0.1, "ridge on every expert's deviation from the shared base", low=0.0)
+    gate_l2: float = knob(0.0, "ridge on the gate's weights", low=0.0)
+    penalty_cv: int = knob(5, "inner folds on the training rows choosing the ridge strengths (0: as set)", low=0)
+    converge_tol: float = knob(1e-6, "a replica stops once its objective changes less than this (relative)",
+                               low=0.0, low_open=True)
+
     def validate(self) -> MoEConfig:
         """Raise ConfigError naming the first invalid knob (type, choices, bounds from the field metadata, then the
         rules that join two knobs); return self when all are valid."""
@@ -204,6 +217,11 @@ class MoEConfig:
             raise ConfigError(f"TOP_K={self.top_k!r} is invalid: must be an integer in 1..NUM_EXPERTS ({self.num_experts})")
         if self.skip_init != "zero" and not self.expert_skip:
             raise ConfigError(f"SKIP_INIT={self.skip_init!r} is invalid: 'softmax_regression' needs EXPERT_SKIP=True")
+        if self.penalty_cv == 1:
+            raise ConfigError("PENALTY_CV=1 is invalid: must be 0 (use BASE_L2 and DELTA_L2 as set) or at least 2")
+        if self.shared_base and self.expert_skip:
+            raise ConfigError("SHARED_BASE=True is invalid with EXPERT_SKIP=True: the skip path belongs to the MLP "
+                              "experts (set SHARED_BASE=False); the shared base already is a linear path")
         return self
 
     def replace(self, **changes: Any) -> MoEConfig:

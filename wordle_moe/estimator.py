@@ -19,7 +19,7 @@ from .config import MoEConfig
 from .crossfit import MIN_FOLD_ROWS, oof_residuals, validation_split
 from .intervals import bootstrap_summary, check_kind, predictive_interval
 from .metrics import rps
-from .training import check_inputs, fit_replicas, predict_proba, predict_replicas, resolve_config
+from .training import check_inputs, fit_replicas, predict_proba, predict_replicas, resolve_config, select_penalties
 
 _D = MoEConfig()  # the one declaration of every default
 # estimator parameter -> MoEConfig field, where scikit-learn's naming differs
@@ -49,7 +49,9 @@ _SIGNATURE = _init_signature()
 class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
     """Mixture-of-experts regressor from features to a 7-bucket distribution (rows sum to 1).
 
-    fit holds out ``val_fraction`` of the rows (seeded by ``random_state``) for early stopping.
+    fit trains on every row to convergence of the penalised objective, ridge strengths by inner CV on those rows
+    (``training="converged"``, the default; ``penalty_cv_`` holds the candidates); with ``training="early_stopping"``
+    it holds out ``val_fraction`` of the rows (seeded by ``random_state``) to stop on.
     With ``n_bootstrap`` > 0 it also trains that many bootstrap replicas (batched) on all rows and,
     with ``calibration_cv`` >= 2, the out-of-fold residuals of a single model (inner K-fold over the
     training rows) that turn the bootstrap interval of the mean into a predictive interval for the
@@ -127,6 +129,11 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
         X, P = check_inputs(X, P, "fit")
         nr = None if n_reported is None else np.asarray(n_reported, dtype=float)
         tr, val = validation_split(n, cfg.val_fraction, self.random_state)
+        self.penalty_cv_ = None
+        if cfg.training == "converged":   # no early stopping: every row trains (the held-out rows are only logged)
+            tr = np.arange(n)
+            cfg, self.penalty_cv_ = select_penalties(X, P, cfg, sample_weight=sw, n_reported=nr)
+            cfg = cfg.replace(penalty_cv=0)   # chosen once: the bootstrap below reuses the choice
         if sw[tr].sum() <= 0 or sw[val].sum() <= 0:
             raise ValueError("sample_weight is zero on every training or every validation row of the early-stopping "
                              "split: give more rows a positive weight")

@@ -126,6 +126,17 @@ def init_experts_at_group_means(model: Any, X: Any, P: Any, weight: Any) -> None
 
 
 @torch.no_grad()
+def init_base_at_mean(model: Any, P: Any, weight: Any) -> None:
+    """SHARED_BASE: start the base's intercept at the log of the replica's weighted mean target (weights at 0),
+    so every replica starts as its mean-distribution baseline, the softmax regression's own start."""
+    w = torch.as_tensor(np.asarray(weight, dtype=np.float64))
+    w = w.expand(model.replicas, -1) if w.dim() == 1 or w.shape[0] == 1 else w
+    mean = (w @ torch.as_tensor(np.asarray(P, dtype=np.float64))) / w.sum(1, keepdim=True).clamp_min(EPS)
+    b = mean.clamp_min(1e-6).log()
+    model.base_b.copy_((b - b.mean(dim=1, keepdim=True)).float())
+
+
+@torch.no_grad()
 def upcycle_experts(model: Any, dense: Any) -> None:
     """Start every expert as an exact copy of a trained single-expert (dense) model of the same replicas
     (sparse upcycling, Komatsuzaki et al. 2022): the MoE starts AS the dense model, whatever the routing,

@@ -8,6 +8,8 @@ R=1 run with the same seed and replica id, whatever B and whichever replicas tra
     raw x (n, d) ─ standardise (per-replica buffers) ─┬─ gate (linear | MLP+LayerNorm) ─ router ─ gates (R,n,E)
                                                       └─ E experts: Linear─act─dropout─Linear─softmax (R,n,E,7)
     with EXPERT_SKIP each expert's logits gain a linear skip path:  softmax(z·W_skip + MLP(z))
+    with SHARED_BASE (default) expert e = softmax(z·(W_base + Δ_e) + b_base + δ_e [+ MLP_e(z)]): every expert
+    shares one linear base and deviates from it by penalised Δ_e, δ_e, so at Δ = 0 the MoE IS softmax regression
     final_output = Σ_i gates_i · expert_i        (rows sum to 1)
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .streams import DROPOUT, INIT, leading_rows, numpy_stream, torch_stream
 ACTIVATION_FNS = {"gelu": F.gelu, "relu": F.relu, "swish": F.silu, "tanh": torch.tanh}
 EXPERT_PARAMS = ("expert_w1", "expert_b1", "expert_w2", "expert_b2")
 SKIP_PARAM = "expert_skip_w"   # (E, d, 7) per replica; the MLP's output bias expert_b2 is its intercept
+BASE_PARAMS = ("base_w", "base_b")  # SHARED_BASE: (d, 7), (7,) per replica; SKIP_PARAM is then Δ_e, expert_b2 δ_e
 STD_FLOOR = 1e-8   # a feature with a smaller (float64) std on a replica's rows is constant there
 
 
@@ -58,6 +61,16 @@ def init_replica(config: MoEConfig, d: int, replica: int = 0) -> dict[str, torch
             # residual-branch start: the MLP's output layer at 0, so each expert starts as softmax(b2)
             # and the nonlinear part only grows where the GLM leaves signal (w1 still random: no tie)
             p["expert_w2"] = torch.zeros(E, H, C)
+    if config.shared_base:
+        # every expert starts AS the shared base (Δ = 0, δ = 0): experts differ only where the data moves them;
+        # no generator draw, so the gate below is drawn exactly as without the base
+        p.update(base_w=torch.zeros(d, C), base_b=torch.zeros(C), expert_b2=torch.zeros(E, C))
+        p[SKIP_PARAM] = torch.zeros(E, d, C)
+        if config.expert_mlp:
+            p["expert_w2"] = torch.zeros(E, H, C)   # the nonlinear deviation grows from 0, penalised like Δ
+        else:
+            for name in ("expert_w1", "expert_b1", "expert_w2"):
+                del p[name]
     if config.gate == "linear":
         p.update(gate_w=_uniform(g, (d, E), d), gate_b=_uniform(g, (E,), d))
     else:
@@ -102,6 +115,16 @@ class MoEModel(nn.Module):
         # one dropout stream per replica: replica r's masks never depend on B or on its batch mates
         self.dropout_streams = [numpy_stream(self.config.seed, i, DROPOUT) for i in self.replica_ids]
         self.expert_param_names = EXPERT_PARAMS + ((SKIP_PARAM,) if self.config.expert_skip else ())
+        if self.config.shared_base:
+            mlp = ("expert_w1", "expert_b1", "expert_w2") if self.config.expert_mlp else ()
+            self.expert_param_names = mlp + ("expert_b2", SKIP_PARAM)
+        self.base_param_names = BASE_PARAMS if self.config.shared_base else ()
+        # per-replica ridge strengths of the converged objective (the inner CV gives each replica its own)
+        R = self.replicas
+        self.penalty_base = torch.full((R,), float(self.config.base_l2))
+        self.penalty_delta = torch.full((R,), float(self.config.delta_l2))
+        self.penalty_gate = torch.full((R,), float(self.config.gate_l2))
+        self.input_clip_r: torch.Tensor | None = None   # (R,) per-replica INPUT_CLIP when set (inner CV); else the config's
         self.gate_param_names = tuple(n for n in ("gate_w", "gate_b", "gate_ln_w", "gate_ln_b", "gate_w2", "gate_b2")
                                       if hasattr(self, n))
 
@@ -140,6 +163,9 @@ class MoEModel(nn.Module):
             raise ValueError(f"X has {x.shape[-1]} features, the model was built for {self.n_features}")
         mean, std = (self.x_mean, self.x_std) if idx is None else (self.x_mean[idx], self.x_std[idx])
         z = (x - mean.unsqueeze(1)) / std.unsqueeze(1)
+        if self.input_clip_r is not None:   # per-replica clips (the inner CV's candidates; inf = none)
+            c = (self.input_clip_r if idx is None else self.input_clip_r[idx]).view(-1, 1, 1)
+            return torch.maximum(torch.minimum(z, c), -c)
         clip = self.config.input_clip
         return z.clamp(-clip, clip) if clip > 0 else z
 
@@ -202,6 +228,8 @@ class MoEModel(nn.Module):
 
         ``rows`` (one int per replica) bounds the rows whose dropout masks are drawn (default all n).
         """
+        if self.config.shared_base:
+            return self._shared_base_outputs(z, idx, rows)
         R, n, _ = z.shape
         E, H = self.config.num_experts, self.config.hidden_size
         h = self._dropout_(self.activation(self._hidden_pre(z, idx)), rows, idx)
@@ -213,6 +241,47 @@ class MoEModel(nn.Module):
             # (R, 1, n, d) @ (R, E, d, 7): the GLM path of every expert, not touched by dropout
             logits = logits + torch.matmul(z.unsqueeze(1), self._p(SKIP_PARAM, idx))
         return _softmax_small(logits).transpose(1, 2)
+
+    def _shared_base_outputs(self, z: torch.Tensor, idx: torch.Tensor | None, rows: list[int] | None
+                             ) -> torch.Tensor:
+        """SHARED_BASE experts: softmax(z·(W_base + Δ_e) + b_base + δ_e [+ MLP_e(z)]) -> (R, n, E, 7).
+
+        With one expert there is nothing to deviate from: the expert is the base (Δ, δ unused), so the model
+        is exactly softmax regression.
+        """
+        R, n, _ = z.shape
+        E = self.config.num_experts
+        base = torch.baddbmm(self._p("base_b", idx).unsqueeze(1), z, self._p("base_w", idx)).unsqueeze(1)
+        if E == 1:
+            return _softmax_small(base).transpose(1, 2)
+        logits = base + torch.matmul(z.unsqueeze(1), self._p(SKIP_PARAM, idx)) \
+            + self._p("expert_b2", idx).unsqueeze(2)
+        if self.config.expert_mlp:
+            H = self.config.hidden_size
+            h = self._dropout_(self.activation(self._hidden_pre(z, idx)), rows, idx)
+            scale = 1.0 / (1.0 - self.config.dropout) if self.training and self.config.dropout > 0 else 1.0
+            mlp = torch.bmm(h, self._p("expert_w2", idx).reshape(R * E, H, N_BUCKETS)) * scale
+            logits = logits + mlp.view(R, E, n, N_BUCKETS)
+        return _softmax_small(logits).transpose(1, 2)
+
+    def penalty(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Ridge terms of the converged objective per replica, (R,): BASE_L2/2·||W_base||² + DELTA_L2/2·Σ_e
+        (||Δ_e||² + ||δ_e||² [+ ||MLP_e output layer||²]) + GATE_L2/2·||gate weights||² (intercepts of the base
+        and the gate unpenalised). With one expert only the base counts (Δ is unused)."""
+        pick = (lambda t: t) if idx is None else (lambda t: t[idx])
+        total = torch.zeros(self.replicas if idx is None else len(idx))
+        if self.config.shared_base:
+            total = total + 0.5 * pick(self.penalty_base) * self._p("base_w", idx).pow(2).sum(dim=(1, 2))
+            if self.config.num_experts > 1:
+                dev = self._p(SKIP_PARAM, idx).pow(2).sum(dim=(1, 2, 3)) + self._p("expert_b2", idx).pow(2).sum((1, 2))
+                if self.config.expert_mlp:
+                    dev = dev + self._p("expert_w2", idx).pow(2).sum(dim=(1, 2, 3))
+                total = total + 0.5 * pick(self.penalty_delta) * dev
+        gate = [n for n in ("gate_w", "gate_w2") if hasattr(self, n)]
+        for name in gate:
+            p = self._p(name, idx)
+            total = total + 0.5 * pick(self.penalty_gate) * p.pow(2).sum(dim=tuple(range(1, p.dim())))
+        return total
 
     def skip_penalty(self, idx: torch.Tensor | None = None) -> torch.Tensor:
         """SKIP_L2/2 · ||W_skip||² per replica, (R,) (zeros without the skip path): ridge on the GLM part."""
@@ -262,7 +331,8 @@ class MoEModel(nn.Module):
 
     # -- training helpers -----------------------------------------------------------------------
     def expert_parameter_list(self) -> list[nn.Parameter]:
-        return [getattr(self, n) for n in self.expert_param_names]
+        """The experts' parameters, the shared base included (what freeze_experts freezes)."""
+        return [getattr(self, n) for n in self.expert_param_names + self.base_param_names]
 
     def router_parameter_list(self) -> list[nn.Parameter]:
         """Gate and router parameters (what the router-only phase trains)."""

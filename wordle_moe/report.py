@@ -22,6 +22,7 @@ from wordle_moe.paths import BUCKET_LABELS, PRED_COLUMNS, TRY_COLUMNS
 
 ASSIGNMENT_FILES = {"topk": "expert_assignment_all_data.csv", "softmax": "expert_assignment_fixed.csv"}
 STABILITY_FILES = {"csv": "expert_assignment_stability.csv", "png": "expert_assignment_stability.png"}
+ORIGIN_FILES = ("gate_origin_comparison.csv", "expert_count_comparison.csv")   # learned or imposed; how many experts
 TIMING_COLUMNS = ("seconds", "fit_seconds", "fit_seconds_mean", "fit_seconds_std", "predict_seconds")
 SUM_TOLERANCE = 1e-6
 
@@ -36,7 +37,7 @@ def expected_outputs(holdout_word: str) -> list[str]:
         "expert_wordclouds.png", "expert_wordclouds_fixed.png", "expert_feature_distributions.png",
         "expert_prediction_distributions_fixed.png", "expert_parallel_coordinates.png",
         "expert_decomposition_samples.png", *STABILITY_FILES.values(), "forecast_wordlebot.csv",
-        "forecast_wordlebot.png", "forecast_wordlebot_comparison.csv", "run_manifest.json",
+        "forecast_wordlebot.png", "forecast_wordlebot_comparison.csv", *ORIGIN_FILES, "run_manifest.json",
     ]
 
 

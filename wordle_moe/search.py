@@ -45,8 +45,8 @@ KNOB_COLUMNS = ["num_experts", "top_k", "hidden_size", "router", "aux_loss_weigh
                 "expert_output_diversity_coef", "expert_js_divergence_coef"]
 SCORE_COLUMNS = ["rps_mean", "rps_se", "mae_pp_mean", "mae_pp_se", "js_mean", "rank_distance", "routed_js",
                  "routing_entropy", "usage_entropy", "load_cv", "override_rate", "override_rate_training",
-                 "min_usage", "expert_usage", "stability_ari", "stability_ari_baseline", "min_group_share",
-                 "seconds"]
+                 "min_usage", "expert_usage", "stability_ari", "stability_ari_baseline", "ari_with_start",
+                 "min_group_share", "seconds"]
 MIN_GROUP_SHARE = 0.10   # selection rule: every expert group must hold at least this share of the words
 ROUTER_COMPARISON_COLUMNS = ["router", "num_experts", "top_k", "rps", "rps_se", "mae_pp", "load_cv", "usage_entropy",
                              "routed_js", "stability_ari", "stability_ari_baseline", "override_rate",
@@ -223,6 +223,7 @@ def score_configuration(X: np.ndarray, P: np.ndarray, knobs: Mapping[str, Any], 
         model, train_w = fit_folds(X, P, config, folds, n_reported)   # the cv fold models as one batched model
         routing = agreement.replica_routing(model, X)                  # every fold model routes ALL words
         train_override = training_override_rates(model, X, train_w)
+        with_start = agreement.ari_with_start(model, X)               # each fold's grouping vs its own start
     pred = routing["final_output"] / routing["final_output"].sum(axis=-1, keepdims=True)
     fold_rps = [metrics.rps(P[te], pred[r, te]).mean() for r, (_, te) in enumerate(folds)]
     fold_mae = [metrics.mae_pp(P[te], pred[r, te]).mean() for r, (_, te) in enumerate(folds)]
@@ -244,6 +245,7 @@ def score_configuration(X: np.ndarray, P: np.ndarray, knobs: Mapping[str, Any], 
         "expert_usage": ";".join(f"{u:.3f}" for u in usage),
         "stability_ari": agreement.mean_pairwise_ari(labels),
         "stability_ari_baseline": agreement.random_baseline_ari(labels, seed=seed),
+        "ari_with_start": float(with_start.mean()),
         "min_group_share": float(group_share.min()),
         "seconds": time.perf_counter() - start,
     })

@@ -1,4 +1,5 @@
-"""Training the MoE: AdamW, full-batch steps, per-replica early stopping with best-weights restore.
+"""Training the MoE: AdamW, full-batch steps; per replica either to convergence of its penalised objective
+(TRAINING="converged", the default) or early stopping with best-weights restore (TRAINING="early_stopping").
 
 One epoch is one optimizer step over the whole training set (~360 rows): balance statistics over
 a few dozen rows are too noisy (a known trap of small MoEs), so every step sees the full batch. ``fit_replicas``
@@ -16,12 +17,21 @@ import pandas as pd
 import torch
 
 from .config import MoEConfig
-from .grouping import init_experts_at_group_means, init_gate_by_difficulty, order_experts_by_difficulty, upcycle_experts
+from .grouping import (
+    init_base_at_mean,
+    init_experts_at_group_means,
+    init_gate_by_difficulty,
+    order_experts_by_difficulty,
+    upcycle_experts,
+)
 from .losses import loss_terms, n_weights, soft_cross_entropy
 from .metrics import distribution_metrics
 from .model import MoEModel
 
 LOG_COLUMNS = ["epoch", "total_loss", "main_loss", "lb_loss", "div", "out_div", "js", "z_loss", "val_loss"]
+CHECK_EVERY = 20          # converged training: steps between two looks at a replica's objective
+LR_FINAL_SHARE = 0.01     # converged training: the rate decays geometrically to this share of LR at MAX_EPOCHS
+MIN_STEPS = 100           # converged training: no replica stops before (the decaying rate needs time to settle)
 
 
 def resolve_config(config: MoEConfig | None = None, **knobs: Any) -> MoEConfig:
@@ -149,11 +159,106 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
     return rows, best_epoch
 
 
+def _run_converged(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str, torch.Tensor],
+                   steps: int, epoch0: int, progress: bool, desc: str) -> tuple[list[list[float]], np.ndarray]:
+    """Minimise each replica's penalised objective (losses + MoEModel.penalty) with full-batch AdamW.
+
+    The rate decays geometrically from LR to LR·LR_FINAL_SHARE over ``steps``; every CHECK_EVERY steps a
+    replica whose objective changed by less than CONVERGE_TOL (relative) since the last look is converged:
+    it drops out of the computation and its weights are kept as they were at that moment. AdamW acts
+    element-wise and the loss is a sum over replicas, so each replica's path is its own (whatever its batch
+    mates); AdamW's decoupled weight decay is off here: the ridge terms are part of the objective.
+    Returns (history rows, the step each replica converged at, or the last step).
+    """
+    cfg, R = model.config, model.replicas
+    X, P, w, w_main = data["X"], data["P"], data["w"], data["w_main"]
+    Xv, Pv, wv = data["Xv"], data["Pv"], data["wv"]
+    groups = param_groups(model, params)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.0)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    decay = LR_FINAL_SHARE ** (1.0 / max(steps, 1))
+    final_state = model.replica_state()
+    done_at = np.full(R, epoch0 + steps - 1)
+    objective = torch.zeros(R)
+    last_look = torch.full((R,), float("inf"))
+    active = torch.ones(R, dtype=torch.bool)
+    val = torch.full((R,), float("nan"))
+    rows: list[list[float]] = []
+    bar = range(steps)
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(bar, desc=desc, leave=False)
+    for step in bar:
+        epoch = epoch0 + step
+        idx = None if bool(active.all()) else active.nonzero().squeeze(1)
+
+        def sub(t: torch.Tensor, idx: torch.Tensor | None = idx) -> torch.Tensor:
+            return t if idx is None or t.shape[0] == 1 else t[idx]
+
+        for g, lr0 in zip(opt.param_groups, base_lrs):
+            g["lr"] = lr0 * decay ** step
+        model.train()
+        out = model(sub(X), return_intermediate=True, weight=sub(w), idx=idx)
+        terms = loss_terms(out, sub(P), sub(w_main), sub(w), model.expert_parameters_flat(idx), cfg)
+        obj = terms["total_loss"] + model.penalty(idx) + model.skip_penalty(idx)
+        opt.zero_grad(set_to_none=True)
+        obj.sum().backward()   # sum over replicas: each replica's gradient is its own
+        opt.step()
+        if hasattr(model.router, "update_state"):
+            model.router.update_state(out["dispatch"].detach(), out["expert_outputs"].detach(), sub(P), sub(w), idx,
+                                      gate_scores=out["gate_scores"].detach())
+        with torch.inference_mode():
+            if idx is None:
+                objective = obj.detach().clone()
+            else:
+                objective[idx] = obj.detach()
+            look = (step + 1) % CHECK_EVERY == 0 or step == steps - 1
+            if look:
+                model.eval()
+                v = soft_cross_entropy(model(sub(Xv), idx=idx, weight=sub(wv)), sub(Pv), sub(wv))
+                if idx is None:
+                    val = v.clone()
+                else:
+                    val[idx] = v
+            ww = sub(w)
+            routing = (out["gate_scores"] * ww.unsqueeze(-1)).sum(1) / ww.sum(1, keepdim=True)
+            vals = torch.stack([terms[c] for c in LOG_COLUMNS[1:-1]], dim=1).mean(0).tolist()
+            rows.append([epoch] + vals + [float(val[active].mean()) if look else float("nan")]
+                        + routing.mean(0).tolist())
+            if look and step + 1 >= MIN_STEPS:
+                rel = (last_look - objective).abs() / objective.abs().clamp_min(1e-12)
+                done = active & (rel < cfg.converge_tol)
+                if bool(done.any()):
+                    which = done.nonzero().squeeze(1)
+                    current = model.state_dict()
+                    for k in final_state:
+                        final_state[k][which] = current[k][which].detach()
+                    done_at[which.numpy()] = epoch
+                active = active & ~done
+            if look:
+                last_look = objective.clone()
+        if not bool(active.any()):
+            break
+    if bool(active.any()):   # replicas that ran out of steps keep their last weights
+        which = active.nonzero().squeeze(1)
+        current = model.state_dict()
+        for k in final_state:
+            final_state[k][which] = current[k][which].detach()
+    model.load_replica_state(final_state)
+    return rows, done_at
+
+
 def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_val: np.ndarray,
                  config: MoEConfig, *, train_weight: np.ndarray, val_weight: np.ndarray,
                  n_reported: np.ndarray | None = None, n_reported_val: np.ndarray | None = None,
-                 replica_ids: list[int] | None = None, progress: bool = False) -> tuple[MoEModel, dict[str, Any]]:
+                 replica_ids: list[int] | None = None, progress: bool = False,
+                 penalties: dict[str, Any] | None = None) -> tuple[MoEModel, dict[str, Any]]:
     """Train R = len(train_weight) replicas as one batched model; weights are (R, n_train), (R, n_val).
+
+    TRAINING="converged": each replica minimises its penalised objective to convergence (the validation rows
+    are only logged); "early_stopping": each stops on its validation rows. ``penalties`` optionally gives
+    every replica its own ridge strengths, {"base": (R,), "delta": (R,), "gate": (R,)} (the inner CV's
+    candidates), else all use BASE_L2, DELTA_L2, GATE_L2.
 
     Replica r is (config.seed, replica_ids[r]) (default ids 0..R−1): its initial weights, dropout masks
     and router noise come from its own streams (streams.py), so it equals an R=1 run with the same
@@ -167,9 +272,17 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
     R = train_weight.shape[0]
     model = MoEModel(X_train.shape[1], config, replicas=R, replica_ids=replica_ids)
     model.fit_standardizer(X_train, train_weight)
+    for key, value in (penalties or {}).items():
+        name = "input_clip_r" if key == "clip" else f"penalty_{key}"
+        value = np.asarray(value, dtype=np.float32)
+        if key == "clip":
+            value = np.where(value > 0, value, np.inf).astype(np.float32)   # 0 = no clip
+        setattr(model, name, torch.as_tensor(value).reshape(R))
+    if config.shared_base:
+        init_base_at_mean(model, P_train, train_weight)
     if config.gate_init == "difficulty":
         init_gate_by_difficulty(model, X_train, P_train, train_weight)
-    if config.expert_init == "group_mean":
+    if config.expert_init == "group_mean" and not config.shared_base:   # shared base: experts start AS the base
         init_experts_at_group_means(model, X_train, P_train, train_weight)
     elif config.expert_init == "dense" and config.num_experts > 1:
         dense_cfg = config.replace(num_experts=1, top_k=1, router="topk", router_only_epochs=0,
@@ -182,6 +295,8 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
         from .warmstart import warm_start_skip_path
 
         warm_start_skip_path(model, X_train, P_train, train_weight)
+    # the gate as training finds it (after GATE_INIT): agreement.ari_with_start compares the final grouping to it
+    model.start_gate_ = {n: getattr(model, n).detach().clone() for n in model.gate_param_names}
     w_main = train_weight * n_weights(n_reported, config.n_weighting, len(X_train))
     wv_full = val_weight * n_weights(n_reported_val, config.n_weighting, len(X_val))
     it, w = compact_rows(train_weight)
@@ -189,11 +304,12 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
     data = {"X": _t(X_train[it]), "P": _t(P_train[it]), "w": _t(w),
             "w_main": _t(np.take_along_axis(w_main, it, axis=1)),
             "Xv": _t(X_val[iv]), "Pv": _t(P_val[iv]), "wv": _t(np.take_along_axis(wv_full, iv, axis=1))}
-    rows, best = _run_phase(model, list(model.parameters()), data, config.max_epochs, 1, progress, "MoE joint")
+    run = _run_converged if config.training == "converged" else _run_phase
+    rows, best = run(model, list(model.parameters()), data, config.max_epochs, 1, progress, "MoE joint")
     phase = ["joint"] * len(rows)
     if config.router_only_epochs > 0:
         model.freeze_experts()
-        more, best2 = _run_phase(model, model.router_parameter_list(), data, config.router_only_epochs,
+        more, best2 = run(model, model.router_parameter_list(), data, config.router_only_epochs,
                                  len(rows) + 1, progress, "MoE router-only")
         best = np.where(best2 >= len(rows) + 1, best2, best)
         rows += more
@@ -214,11 +330,78 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
     return model, info
 
 
+BASE_L2_GRID = (3e-3, 1e-2, 2e-2, 3e-2, 0.1)   # candidates of the inner CV (features are standardised)
+DELTA_L2_GRID = (0.3, 3.0, 30.0)
+
+
+def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | None = None,
+                     n_reported: Any | None = None) -> tuple[MoEConfig, pd.DataFrame]:
+    """BASE_L2, DELTA_L2 and INPUT_CLIP (as set, or none) chosen by PENALTY_CV-fold cross-validation on these rows
+    only (``pick_penalties``: the one-standard-error rule towards the configured values); returns the config with
+    them set, and the table of candidates (mean held-out RPS and its standard error over the folds).
+
+    Every (fold, candidate) pair is one replica of ONE batched converged fit, each replica with its own ridge
+    strengths (replica ids = the pair's index, seed = SEED). With one expert only BASE_L2 is searched. With
+    PENALTY_CV = 0 or TRAINING="early_stopping" the config comes back unchanged (and the table empty).
+    """
+    from sklearn.model_selection import KFold
+
+    from .metrics import rps
+
+    if config.training != "converged" or config.penalty_cv < 2:
+        return config, pd.DataFrame()
+    X, P = check_inputs(X, P, "train")
+    n = len(X)
+    sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    deltas = DELTA_L2_GRID if config.num_experts > 1 else (config.delta_l2,)
+    clips = tuple(dict.fromkeys((float(config.input_clip), 0.0)))
+    cands = [(b, d, c) for c in clips for b in BASE_L2_GRID for d in deltas]
+    folds = list(KFold(min(config.penalty_cv, n), shuffle=True, random_state=config.seed).split(X))
+    masks = np.zeros((len(folds), n))
+    for f, (tr, _) in enumerate(folds):
+        masks[f, tr] = 1.0
+    pairs = [(f, c) for f in range(len(folds)) for c in range(len(cands))]
+    weight = np.stack([masks[f] * sw for f, _ in pairs])
+    pen = {k: np.array([cands[c][i] for _, c in pairs]) for i, k in enumerate(("base", "delta", "clip"))}
+    model, _ = fit_replicas(X, P, X, P, config, train_weight=weight, val_weight=weight, n_reported=n_reported,
+                            n_reported_val=n_reported, penalties=pen)
+    pred = predict_replicas(model, X)
+    scores = np.full((len(folds), len(cands)), np.nan)
+    for r, (f, c) in enumerate(pairs):
+        te = folds[f][1]
+        scores[f, c] = np.average(rps(P[te], pred[r, te]), weights=np.maximum(sw[te], 1e-12))
+    table = pd.DataFrame({"base_l2": [c[0] for c in cands], "delta_l2": [c[1] for c in cands],
+                          "input_clip": [c[2] for c in cands],
+                          "rps_mean": scores.mean(0), "rps_se": scores.std(0, ddof=1) / np.sqrt(len(folds))})
+    best = pick_penalties(table, config.base_l2, config.input_clip)
+    table["chosen"] = np.arange(len(table)) == best
+    b, d, c = cands[best]
+    return config.replace(base_l2=float(b), delta_l2=float(d), input_clip=float(c)), table
+
+
+def pick_penalties(table: pd.DataFrame, prior_base_l2: float, prior_clip: float | None = None) -> int:
+    """Row of the candidate table to use: among the candidates within one standard error of the lowest mean RPS
+    (one-standard-error rule), the configured INPUT_CLIP if it is there, then the BASE_L2 closest (in log scale) to
+    the configured one, then the largest DELTA_L2 (experts closest to the shared base). On ~300 words the inner-CV
+    curve over BASE_L2 is flat and noisy: its argmin strayed to 0.003 or 0.03 and cost up to 8% on the outer fold,
+    so the data must beat the configured values clearly."""
+    rps, se = table["rps_mean"].to_numpy(), table["rps_se"].fillna(0.0).to_numpy()
+    best = int(np.argmin(rps))
+    ok = np.flatnonzero(rps <= rps[best] + se[best])
+    dist = np.abs(np.log(table["base_l2"].to_numpy()[ok] / prior_base_l2))
+    other_clip = np.zeros(len(ok)) if prior_clip is None or "input_clip" not in table else \
+        (table["input_clip"].to_numpy()[ok] != prior_clip).astype(float)
+    order = np.lexsort((-table["delta_l2"].to_numpy()[ok], np.round(dist, 9), other_clip))
+    return int(ok[order[0]])
+
+
 def train_moe(X_train: Any, P_train: Any, X_val: Any, P_val: Any, *, config: MoEConfig | None = None,
               sample_weight: Any | None = None, n_reported: Any | None = None,
               n_reported_val: Any | None = None, output_dir: str | Path | None = None,
               verbose: bool = False, **knobs: Any) -> tuple[MoEModel, dict[str, Any]]:
-    """Train one MoE (R=1) with early stopping on (X_val, P_val); returns (model, info).
+    """Train one MoE (R=1); returns (model, info). TRAINING="converged" (default): to convergence of the penalised
+    objective on (X_train, P_train), ridge strengths by inner CV on those rows (info["penalty_cv"]), (X_val, P_val)
+    only logged; "early_stopping": stopped on (X_val, P_val).
 
     ``knobs`` are lower-case MoEConfig fields overriding ``config``; the config is validated before
     any training. info: history (DataFrame, one row per epoch), best_epoch, config, seconds.
@@ -234,9 +417,11 @@ def train_moe(X_train: Any, P_train: Any, X_val: Any, P_val: Any, *, config: MoE
     sw = np.ones(len(X_train)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     if sw.shape != (len(X_train),) or np.any(sw < 0) or sw.sum() <= 0:
         raise ValueError(f"sample_weight must be non-negative, not all zero, with shape ({len(X_train)},)")
+    cfg, penalty_table = select_penalties(X_train, P_train, cfg, sample_weight=sw, n_reported=n_reported)
     model, info = fit_replicas(X_train, P_train, X_val, P_val, cfg, train_weight=sw[None],
                                val_weight=np.ones((1, len(X_val))), n_reported=n_reported,
                                n_reported_val=n_reported_val, progress=verbose)
+    info["penalty_cv"] = penalty_table
     if output_dir is not None:
         from .io import write_csv
         write_csv(info["history"], Path(output_dir) / "moe_loss_log.csv")

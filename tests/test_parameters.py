@@ -58,10 +58,10 @@ def test_a_switch_that_is_no_boolean_is_named():
 
 def knob_module():
     """A stand-in for moe_booststrap with a few knobs at their defaults and config() built from them."""
-    mod = types.SimpleNamespace(NUM_EXPERTS=2, TOP_K=1, LR=1e-2, EXPERT_SKIP=False, HOLDOUT_WORD="eerie",
-                                HOLDOUT_DATE="2023-03-01", GRID_TOP_K=[1, 2])
-    mod.knobs = lambda: {k: getattr(mod, k) for k in ("NUM_EXPERTS", "TOP_K", "LR", "EXPERT_SKIP", "HOLDOUT_WORD",
-                                                      "HOLDOUT_DATE", "GRID_TOP_K")}
+    mod = types.SimpleNamespace(NUM_EXPERTS=2, TOP_K=1, LR=1e-2, EXPERT_SKIP=False, SHARED_BASE=True,
+                                HOLDOUT_WORD="eerie", HOLDOUT_DATE="2023-03-01", GRID_TOP_K=[1, 2])
+    mod.knobs = lambda: {k: getattr(mod, k) for k in ("NUM_EXPERTS", "TOP_K", "LR", "EXPERT_SKIP", "SHARED_BASE",
+                                                      "HOLDOUT_WORD", "HOLDOUT_DATE", "GRID_TOP_K")}
     mod.config = lambda: MoEConfig.from_mapping(mod.knobs()).validate()
     return mod
 
@@ -69,8 +69,9 @@ def knob_module():
 def test_text_from_papermill_is_parsed_to_the_knob_type():
     mod = knob_module()
     applied = parameters.apply_parameters(mod, {"NUM_EXPERTS": "3", "TOP_K": "2", "LR": "0.001",
-                                                "EXPERT_SKIP": "true", "GRID_TOP_K": "[1]"})
+                                                "EXPERT_SKIP": "true", "SHARED_BASE": "False", "GRID_TOP_K": "[1]"})
     assert (mod.NUM_EXPERTS, mod.TOP_K, mod.LR, mod.EXPERT_SKIP, mod.GRID_TOP_K) == (3, 2, 1e-3, True, [1])
+    assert mod.SHARED_BASE is False
     assert applied["EXPERT_SKIP"] is True
     fresh = knob_module()
     applied = parameters.apply_parameters(fresh, {"EXPERT_SKIP": "false"})

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import KFold, RepeatedKFold
-from tqdm.auto import tqdm
 
 from wordle_moe import metrics
 from wordle_moe.baselines import fit_estimator
+from wordle_moe.parallel import parallel_map
 
 PROTOCOLS = ("A", "B")  # the MCM-only protocols; "C" needs the populations of a multi-source dataset
 FORECAST_CUTOFF = pd.Timestamp("2022-10-01")
@@ -82,16 +83,26 @@ def interval_coverage(P_true: np.ndarray, low: np.ndarray, high: np.ndarray) -> 
     return float(((P_true >= low) & (P_true <= high)).mean())
 
 
+def _residual_fold(fold: tuple[np.ndarray, np.ndarray], *, estimator: BaseEstimator, X: np.ndarray, P: np.ndarray,
+                   sample_weight: np.ndarray | None, n_reported: np.ndarray | None) -> np.ndarray:
+    """Residuals P - P_hat on one inner fold's held-out rows (a picklable task for ``parallel_map``)."""
+    tr, te = fold
+    w = None if sample_weight is None else sample_weight[tr]
+    nr = None if n_reported is None else n_reported[tr]
+    model = fit_estimator(clone(estimator), X[tr], P[tr], w, nr)
+    return P[te] - model.predict(X[te])
+
+
 def oof_residuals(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, *, cv: int = 5,
                   sample_weight: np.ndarray | None = None, n_reported: np.ndarray | None = None,
-                  random_state: int = 0) -> np.ndarray:
-    """Out-of-fold residuals P - P_hat (n, 7) from an inner K-fold over the training rows only."""
+                  random_state: int = 0, n_jobs: int | None = None) -> np.ndarray:
+    """Out-of-fold residuals P - P_hat (n, 7) from an inner K-fold over the training rows only
+    (the folds fit in ``n_jobs`` worker processes; the same residuals for any number)."""
     resid = np.empty_like(np.asarray(P, dtype=float))
-    for tr, te in KFold(n_splits=cv, shuffle=True, random_state=random_state).split(X):
-        w = None if sample_weight is None else sample_weight[tr]
-        nr = None if n_reported is None else n_reported[tr]
-        model = fit_estimator(clone(estimator), X[tr], P[tr], w, nr)
-        resid[te] = P[te] - model.predict(X[te])
+    folds = list(KFold(n_splits=cv, shuffle=True, random_state=random_state).split(X))
+    task = partial(_residual_fold, estimator=estimator, X=X, P=P, sample_weight=sample_weight, n_reported=n_reported)
+    for (_, te), fold_resid in zip(folds, parallel_map(task, folds, n_jobs)):
+        resid[te] = fold_resid
     return resid
 
 
@@ -166,19 +177,29 @@ def _tasks(models: Mapping[str, BaseEstimator], splits: list) -> Iterator[tuple[
             yield name, fold, tr, te
 
 
+def _fold_task(task: tuple[str, int, np.ndarray, np.ndarray], *, models: Mapping[str, BaseEstimator],
+               calibration_estimators: Mapping[str, BaseEstimator], **kwargs: Any) -> tuple[dict[str, float], np.ndarray]:
+    """One (model, fold) of ``evaluate_models``: a picklable task for ``parallel_map``."""
+    name, fold, tr, te = task
+    return evaluate_fold(models[name], train=tr, test=te, calibration_estimator=calibration_estimators.get(name), seed=fold,
+                         **kwargs)
+
+
 def evaluate_models(models: Mapping[str, BaseEstimator], X: np.ndarray, P: np.ndarray, dates: Any = None,
                     protocol: str = "A", *, sample_weight: np.ndarray | None = None,
                     n_reported: np.ndarray | None = None, ci_level: float = 0.95,
                     calibrate: bool = True, inner_cv: int = 5,
                     calibration_estimators: Mapping[str, BaseEstimator] | None = None,
                     splits: list | None = None, words: Any = None, return_predictions: bool = False,
-                    progress: bool = True) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+                    progress: bool = True, n_jobs: int | None = None) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Score every model on the same folds of ``protocol``; one row per (model, protocol, fold).
 
     ``n_reported`` (reported results per word) reaches estimators whose fit accepts it (the MoE's N_WEIGHTING).
     ``calibration_estimators`` may give a cheaper stand-in per model for the inner-CV residuals
     (e.g. fewer bootstrap replicas); by default the model itself is used.
     With ``return_predictions`` also returns the out-of-fold predictions in long form.
+    The (model, fold) fits run in ``n_jobs`` worker processes (default: ``parallel.n_jobs_in_force``); the table
+    is the same for any number of workers.
     """
     X = np.asarray(X, dtype=float)
     P = np.asarray(P, dtype=float)
@@ -191,11 +212,11 @@ def evaluate_models(models: Mapping[str, BaseEstimator], X: np.ndarray, P: np.nd
     calibration_estimators = dict(calibration_estimators or {})
     rows, preds = [], []
     tasks = list(_tasks(models, splits))
-    for name, fold, tr, te in tqdm(tasks, desc=f"protocol {protocol}", disable=not progress, leave=False):
-        row, P_pred = evaluate_fold(models[name], X, P, tr, te, sample_weight=sample_weight,
-                                    n_reported=n_reported, ci_level=ci_level,
-                                    calibrate=calibrate, inner_cv=inner_cv,
-                                    calibration_estimator=calibration_estimators.get(name), seed=fold)
+    task = partial(_fold_task, models=dict(models), calibration_estimators=calibration_estimators, X=X, P=P,
+                   sample_weight=sample_weight, n_reported=n_reported, ci_level=ci_level, calibrate=calibrate,
+                   inner_cv=inner_cv)
+    results = parallel_map(task, tasks, n_jobs, desc=f"protocol {protocol}", progress=progress)
+    for (name, fold, _, te), (row, P_pred) in zip(tasks, results):
         rows.append({"model": name, "protocol": protocol, "fold": fold, **row})
         if return_predictions:
             frame = pd.DataFrame(P_pred, columns=[f"pred_{k}" for k in range(7)])

@@ -36,6 +36,7 @@ QUICK = False                   # small run for tests: epochs, replicas, grid an
 RUN_GRID_SEARCH = False         # True: the full knob grid (slow); False: a real two-configuration grid
 OUTPUT_DIR = "moe_bootstrap_output"
 FAIL_AT_SECTION = None          # test hook: name of a section that should fail
+N_JOBS = None                   # worker processes for independent fits (None: $N_JOBS or every core); results never depend on it
 # Every knob of moe_booststrap.py, default None: None keeps the value in moe_booststrap.py (edit it there, or set
 # it here or with papermill -p NAME VALUE; a list knob with -y "GRID_TOP_K: [1, 2]" or -p GRID_TOP_K "[1, 2]").
 # Valid values and meanings: the module's comments and the README's configuration section.
@@ -104,7 +105,7 @@ from IPython.display import Image, display
 
 import analysis
 import moe_booststrap as mb
-from wordle_moe import embeddings, paths, report, search, stability
+from wordle_moe import embeddings, parallel, paths, report, search, stability
 from wordle_moe.dataset import feature_rows, training_date_range
 from wordle_moe.manifest import RunManifest
 from wordle_moe.persistence import predictive_interval
@@ -119,13 +120,15 @@ run = RunManifest(OUT, parameters=PARAMS, seed=mb.SEED if SEED is None else SEED
 with run.section("parameters"):
     report.check_parameter_names(_GIVEN, mb)  # stops on a name that is no knob and no switch, naming it
     applied = report.apply_parameters(mb, PARAMS, quick=QUICK)
+    WORKERS = parallel.set_n_jobs(N_JOBS)  # independent fits (folds, peers, replica chunks) run in this many processes
     CFG = mb.config()
     run.note("applied_to_module", applied)
     run.note("config", CFG.to_dict())
+    run.note("n_jobs", WORKERS)
 SEED, HOLDOUT_WORD, HOLDOUT_DATE = mb.SEED, mb.HOLDOUT_WORD, mb.HOLDOUT_DATE  # the values in force
 analysis.apply_style()
 pd.set_option("display.precision", 4)
-print(f"output folder: {OUT}")
+print(f"output folder: {OUT}; {WORKERS} worker process(es)")
 print("applied to moe_booststrap:", applied)
 
 # %% [markdown]
@@ -246,10 +249,11 @@ with run.section("bootstrap"):
     P_boot, boot_info = mb.bootstrap_predict(X, P, np.vstack([X, X_holdout]), n_reported=data.n_reported,
                                              progress=True)
     summary = mb.bootstrap_summary(P_boot)
-    # saved for `predict` (with the held-out residuals of its predictive interval: 5 single-model fits)
+    # the held-out residuals of the predictive interval (5 single-model fits, in parallel), computed once: they
+    # give the interval below and are saved with the ensemble for `predict`
+    residuals = report.ensemble_residuals(X, P, CFG, data.n_reported, seed=int(CFG.seed))
     saved_boot = report.save_ensemble(OUT / "model" / "bootstrap", boot_info["models"][0], data, CFG,
-                                      extra={"population": "mcm", "populations": ["mcm"]})
-    residuals = mb.load_model(saved_boot).residuals
+                                      residuals=residuals, extra={"population": "mcm", "populations": ["mcm"]})
     pred_low, pred_high = predictive_interval(summary["mean"], summary["low"], summary["high"], residuals,
                                                  mb.BOOTSTRAP_CI)
     B = P_boot.shape[0]
@@ -297,7 +301,7 @@ with run.section("grid_search"):
     SEARCH_CV = 2 if QUICK else (5 if RUN_GRID_SEARCH else 3)
     grid = report.grid_for_run(mb, full=RUN_GRID_SEARCH)
     grid_results = search.grid_search(X, P, grid, base_config=CFG, cv=SEARCH_CV,
-                                      n_jobs=1 if QUICK else 2, seed=SEED, n_reported=data.n_reported,
+                                      n_jobs=WORKERS, seed=SEED, n_reported=data.n_reported,
                                       progress=True)
     grid_results.insert(1, "mode", "full_grid" if RUN_GRID_SEARCH else "two_configurations")
     report.write_table(grid_results, OUT, "grid_search_results.csv")
@@ -320,7 +324,7 @@ display(grid_results.drop(columns=["seconds"]))
 # %%
 with run.section("router_comparison"):
     routers = search.compare_routers(X, P, num_experts=3, top_ks=(1, 2), base_config=CFG,
-                                     cv=SEARCH_CV, n_jobs=1 if QUICK else 2, seed=SEED,
+                                     cv=SEARCH_CV, n_jobs=WORKERS, seed=SEED,
                                      n_reported=data.n_reported, progress=True)
     report.write_table(routers, OUT, "router_comparison.csv")
 display(routers)

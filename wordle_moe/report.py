@@ -25,7 +25,7 @@ TIMING_COLUMNS = ("seconds", "fit_seconds", "fit_seconds_mean", "fit_seconds_std
 SUM_TOLERANCE = 1e-6
 
 # The notebook's own switches; every other parameter is a knob of moe_booststrap.py (see module_knobs).
-NOTEBOOK_SWITCHES = ("QUICK", "RUN_GRID_SEARCH", "OUTPUT_DIR", "FAIL_AT_SECTION")
+NOTEBOOK_SWITCHES = ("QUICK", "RUN_GRID_SEARCH", "OUTPUT_DIR", "FAIL_AT_SECTION", "N_JOBS")
 # QUICK mode: a small run for tests and smoke checks (caps, never raises a value the user set lower)
 QUICK_CAPS = {"MAX_EPOCHS": 60, "PATIENCE": 15, "BOOTSTRAP_B": 6, "HIDDEN_SIZE": 32}
 

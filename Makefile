@@ -41,8 +41,9 @@ screenshot:
 lint: setup
 	$(PY) -m ruff check .
 
+# pytest-xdist: one test worker per core; a shared notebook run's tests stay on one worker (--dist loadgroup)
 test: setup lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 bench: setup
 	$(PY) benchmarks/features.py

@@ -347,22 +347,24 @@ def save_ensemble(path: str | os.PathLike, model: Any, data: Any, config: Any, *
 
 def peer_models(config: Any, quick: bool = False, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
     """(models, calibration stand-ins): the peer models plus the MoE itself. QUICK keeps the two cheapest peers
-    and a MoE with 4 replicas; a full run gives the MoE min(BOOTSTRAP_B, 20) replicas per fold and a 4-replica
-    stand-in for the inner-CV residuals of the calibrated interval (the residuals only need its mean)."""
+    and a MoE with 4 replicas; a full run gives the MoE min(BOOTSTRAP_B, 20) replicas per fold. The inner-CV
+    residuals of the calibrated interval come from the single model, as for the saved ensembles
+    (``ensemble_residuals``) and protocol C: the evaluation scores the interval users get, and the 5 inner fits
+    per fold train one network each instead of a 4-replica ensemble."""
     from wordle_moe.baselines import make_peers
     from wordle_moe.estimator import MoEDistributionRegressor
 
     peers = make_peers(random_state=seed, include_mlp=False)
     if quick:
         peers = {k: v for k, v in peers.items() if k in ("mean_distribution", "softmax_regression")}
-    n_boot, n_stand_in = min(int(config.bootstrap_b), 4 if quick else 20), min(int(config.bootstrap_b), 4)
+    n_boot = min(int(config.bootstrap_b), 4 if quick else 20)
     stand_ins: dict[str, Any] = {}
     variants = {"moe": config}
     if not quick:  # the single MLP-softmax peer: the same network with one expert, trained the same way
         variants["single_mlp"] = config.replace(num_experts=1, top_k=1)
     for name, cfg in variants.items():
         peers[name] = MoEDistributionRegressor.from_config(cfg, n_boot)
-        stand_ins[name] = MoEDistributionRegressor.from_config(cfg, n_stand_in)
+        stand_ins[name] = MoEDistributionRegressor.from_config(cfg)
     return peers, stand_ins
 
 

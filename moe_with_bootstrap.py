@@ -36,7 +36,7 @@ QUICK = False                   # small run for tests: epochs, replicas, grid an
 RUN_GRID_SEARCH = False         # True: the full knob grid (slow); False: a real two-configuration grid
 OUTPUT_DIR = "moe_bootstrap_output"
 FAIL_AT_SECTION = None          # test hook: name of a section that should fail
-N_JOBS = None                   # worker processes for independent fits (None: $N_JOBS or every core); results never depend on it
+N_JOBS = None                   # worker processes for independent fits (None: $N_JOBS or all cores); same results
 # Every knob of moe_booststrap.py, default None: None keeps the value in moe_booststrap.py (edit it there, or set
 # it here or with papermill -p NAME VALUE; a list knob with -y "GRID_TOP_K: [1, 2]" or -p GRID_TOP_K "[1, 2]").
 # Valid values and meanings: the module's comments and the README's configuration section.

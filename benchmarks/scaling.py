@@ -8,7 +8,7 @@
 The fixed reference workload (../shared/tools/speed_ref.py) runs before and after; every time is also given as
 a ratio to their mean. Writes benchmarks/results/scaling.json and benchmarks/results/scaling.png.
 
-    python benchmarks/scaling.py [--workers 1 2] [--B 50 200 800] [--quick] [--skip-run] [--skip-bootstrap]
+    python benchmarks/scaling.py [--workers 1 2] [--B 50 200 800] [--quick] [--skip-run] [--skip-bootstrap] [--replot]
 """
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def bootstrap_costs(Bs: list[int], n_jobs: int) -> list[dict]:
 def plot(result: dict, path: Path) -> None:
     """Left: seconds of each notebook section per worker count; right: bootstrap seconds against replicas x rows."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -84,8 +85,8 @@ def plot(result: dict, path: Path) -> None:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [1.5, 1]})
     runs = result.get("notebook", {})
     if runs:
-        sections = [s for s in next(iter(runs.values()))["sections"] if max(r["sections"].get(s, 0)
-                                                                           for r in runs.values()) >= 0.5]
+        longest = {s: max(r["sections"].get(s, 0) for r in runs.values()) for s in next(iter(runs.values()))["sections"]}
+        sections = sorted((s for s in longest if longest[s] >= 0.5), key=lambda s: -longest[s])  # where time goes
         width = 0.8 / len(runs)
         for i, (k, run) in enumerate(sorted(runs.items(), key=lambda kv: int(kv[0]))):
             vals = [run["sections"].get(s, 0) for s in sections]
@@ -97,7 +98,8 @@ def plot(result: dict, path: Path) -> None:
         ax.set_xticks(np.arange(len(sections)) + 0.4 - width / 2, sections, rotation=35, ha="right")
         ax.set_ylabel("seconds")
         ax.set_title(f"notebook sections by worker processes ({'QUICK' if result['quick'] else 'full'} run, "
-                     f"{result['machine']['cpu_count']} cores)")
+                     f"{result['machine']['cpu_count']} cores, load average {result['machine']['load_average'][0]:.1f} "
+                     "at the start)")
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     boot = result.get("bootstrap", [])
@@ -114,6 +116,7 @@ def plot(result: dict, path: Path) -> None:
             ax2.axhline(ref, color="black", ls="--", lw=1, label=f"reference workload {ref:.1f} s")
         ax2.set(xscale="log", yscale="log", xlabel="work: replicas x training rows", ylabel="seconds",
                 title=f"bootstrap cost against work (N_JOBS={boot[0]['n_jobs']})")
+        ax2.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades only: minor labels collide
         ax2.legend(fontsize=8)
         ax2.grid(alpha=0.3, which="both")
     fig.tight_layout()
@@ -130,8 +133,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="QUICK notebook runs (smoke test of this script)")
     parser.add_argument("--skip-run", action="store_true", help="no notebook runs")
     parser.add_argument("--skip-bootstrap", action="store_true", help="no bootstrap timings")
+    parser.add_argument("--replot", action="store_true", help="redraw the PNG from the JSON of the last run")
     args = parser.parse_args()
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    name = "scaling_quick" if args.quick else "scaling"
+    if args.replot:
+        plot(json.loads((RESULTS_DIR / f"{name}.json").read_text()), RESULTS_DIR / f"{name}.png")
+        return
+    for key, value in (("MPLBACKEND", "Agg"), ("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"),
+                       ("PYTHONHASHSEED", "0")):  # as `make run` sets them (the notebook kernels inherit them)
+        os.environ.setdefault(key, value)
     before = reference_seconds()
     result: dict = {"command": "python benchmarks/scaling.py " + " ".join(sys.argv[1:]), "quick": args.quick,
                     "machine": machine_info()}
@@ -148,7 +158,6 @@ def main() -> None:
     if refs and "notebook" in result:
         result["notebook_wall_ratio_to_reference"] = {k: round(r["wall_seconds"] / result["reference_seconds_mean"], 2)
                                                       for k, r in result["notebook"].items()}
-    name = "scaling_quick" if args.quick else "scaling"
     plot(result, RESULTS_DIR / f"{name}.png")
     result["figure"] = f"benchmarks/results/{name}.png"
     publish(name, result)

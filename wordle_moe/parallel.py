@@ -106,7 +106,8 @@ def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any], n_jobs: int | s
 
         results = []
         with joblib.parallel_config(backend="loky", inner_max_num_threads=threads):
-            parallel = joblib.Parallel(n_jobs=workers, return_as="generator")
+            # max_nbytes=None: arguments are pickled, never memory-mapped read-only (torch warns on those)
+            parallel = joblib.Parallel(n_jobs=workers, return_as="generator", max_nbytes=None)
             for result in parallel(joblib.delayed(_run_task)(fn, item, threads) for item in tasks):
                 results.append(result)
                 bar.update(1)

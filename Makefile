@@ -26,6 +26,7 @@ EXECUTED := $(OUTPUT_DIR)/moe_with_bootstrap.executed.ipynb
 HTML := $(OUTPUT_DIR)/moe_with_bootstrap.html
 
 # The HTML report is written even when a cell fails, so the page shows how far the run got and the error.
+# `make run N_JOBS=1` runs the independent fits in one process (default: every core); results are the same.
 run: setup
 	@mkdir -p $(OUTPUT_DIR)
 	$(PY) -m papermill moe_with_bootstrap.ipynb $(EXECUTED) -p OUTPUT_DIR $(OUTPUT_DIR) --cwd . --log-output; \

@@ -42,7 +42,8 @@ screenshot:
 lint: setup
 	$(PY) -m ruff check .
 
-# pytest-xdist: one test worker per core; a shared notebook run's tests stay on one worker (--dist loadgroup)
+# pytest-xdist: one test worker per core. --dist loadgroup keeps a shared notebook run's tests on one worker once
+# xdist applies groups under pytest 9.2 (3.8.0 does not: same as --dist load; a file lock shares each run)
 test: setup lint
 	$(PY) -m pytest -q -n auto --dist loadgroup
 

@@ -17,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-compile -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
@@ -29,6 +29,7 @@ HTML := $(OUTPUT_DIR)/moe_with_bootstrap.html
 # replaces $(OUTPUT_DIR)/ only when the run is complete. A failed or interrupted run (Ctrl-C, SIGTERM) is kept in
 # $(OUTPUT_DIR).failed/ (manifest, HTML report of how far it got, error.txt) and the previous run stays untouched.
 # $(OUTPUT_DIR).lock names the PID of the run in progress: a second `make run` into the same folder is refused.
+# `make run N_JOBS=1` runs the independent fits in one process (default: every core); results are the same.
 run: setup
 	$(PY) -m wordle_moe.runfolder $(OUTPUT_DIR) --html $(notdir $(EXECUTED)) $(notdir $(HTML)) -- \
 		$(PY) -m papermill moe_with_bootstrap.ipynb {staging}/$(notdir $(EXECUTED)) -p OUTPUT_DIR {staging} \
@@ -46,8 +47,10 @@ lint: setup
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 
+# pytest-xdist: one test worker per core. --dist loadgroup keeps a shared notebook run's tests on one worker once
+# xdist applies groups under pytest 9.2 (3.8.0 does not: same as --dist load; a file lock shares each run)
 test: setup lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 bench: setup
 	$(PY) benchmarks/features.py

@@ -36,6 +36,7 @@ QUICK: bool = False  # small run for tests: epochs, replicas, grid and peers cap
 RUN_GRID_SEARCH: bool = False  # True: the full knob grid (slow); False: a real two-configuration grid [True or False]
 OUTPUT_DIR: str = "moe_bootstrap_output"  # folder of every output [text]
 FAIL_AT_SECTION = None  # test hook: name of a section that should fail
+N_JOBS = None  # worker processes for independent fits (None: $N_JOBS or every core); the results are the same
 # Every knob of moe_booststrap.py at its declared default (type, default and meaning also in
 # `papermill --help-notebook moe_with_bootstrap.ipynb`). A knob left at its default (or set to None) keeps the value
 # in moe_booststrap.py, so edit knobs there; set one here or with papermill -p NAME VALUE for one run (a list knob
@@ -118,6 +119,7 @@ from wordle_moe import (
     embeddings,
     evaluation,
     explain,
+    parallel,
     parameters,
     paths,
     persistence,
@@ -139,14 +141,16 @@ with run.section("parameters"):
     parameters.check_parameter_names(_GIVEN, mb)  # stops on a name that is no knob and no switch, naming it
     QUICK, RUN_GRID_SEARCH = parameters.parse_switches(PARAMS).values()  # "false" is False, never a QUICK run
     applied = parameters.apply_parameters(mb, PARAMS, quick=QUICK)
+    WORKERS = parallel.set_n_jobs(N_JOBS)  # independent fits (folds, peers, replica chunks) run in this many processes
     CFG = mb.config()
     run.note("applied_to_module", applied)
     run.note("config", CFG.to_dict())
     run.note("knobs", mb.knobs())  # every knob in force: mb.apply_run(<this manifest>) sets them again
+    run.note("n_jobs", WORKERS)
 SEED, HOLDOUT_WORD, HOLDOUT_DATE = mb.SEED, mb.HOLDOUT_WORD, mb.HOLDOUT_DATE  # the values in force
 analysis.apply_style()
 pd.set_option("display.precision", 4)
-print(f"output folder: {OUT}")
+print(f"output folder: {OUT}; {WORKERS} worker process(es)")
 print("applied to moe_booststrap:", applied)
 
 # %% [markdown]
@@ -276,10 +280,11 @@ with run.section("bootstrap"):
     P_boot, boot_info = mb.bootstrap_predict(X, P, np.vstack([X, X_holdout]), n_reported=data.n_reported,
                                              progress=True)
     summary = mb.bootstrap_summary(P_boot)
-    # saved for `predict` (with the held-out residuals of its predictive interval: 5 single-model fits)
+    # the held-out residuals of the predictive interval (5 single-model fits, in parallel), computed once: they
+    # give the interval below and are saved with the ensemble for `predict`
+    residuals = ensemble_residuals(X, P, CFG, data.n_reported, seed=int(CFG.seed))
     saved_boot = persistence.save_ensemble(OUT / "model" / "bootstrap", boot_info["models"][0], data, CFG,
-                                      extra={"population": "mcm", "populations": ["mcm"]})
-    residuals = mb.load_model(saved_boot).residuals
+                                           residuals=residuals, extra={"population": "mcm", "populations": ["mcm"]})
     pred_low, pred_high = predictive_interval(summary["mean"], summary["low"], summary["high"], residuals,
                                                  mb.BOOTSTRAP_CI)
     B = P_boot.shape[0]
@@ -345,7 +350,7 @@ with run.section("grid_search"):
     SEARCH_CV = 2 if QUICK else (5 if RUN_GRID_SEARCH else 3)
     grid = parameters.grid_for_run(mb, full=RUN_GRID_SEARCH)
     grid_results = search.grid_search(X, P, grid, base_config=CFG, cv=SEARCH_CV,
-                                      n_jobs=1 if QUICK else 2, seed=SEED, n_reported=data.n_reported,
+                                      n_jobs=WORKERS, seed=SEED, n_reported=data.n_reported,
                                       progress=True)
     grid_results.insert(1, "mode", "full_grid" if RUN_GRID_SEARCH else "two_configurations")
     report.write_table(grid_results, OUT, "grid_search_results.csv")
@@ -368,7 +373,7 @@ display(grid_results.drop(columns=["seconds"]))
 # %%
 with run.section("router_comparison"):
     routers = search.compare_routers(X, P, num_experts=3, top_ks=(1, 2), base_config=CFG,
-                                     cv=SEARCH_CV, n_jobs=1 if QUICK else 2, seed=SEED,
+                                     cv=SEARCH_CV, n_jobs=WORKERS, seed=SEED,
                                      n_reported=data.n_reported, progress=True)
     report.write_table(routers, OUT, "router_comparison.csv")
 display(routers)

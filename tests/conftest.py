@@ -7,6 +7,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# pytest-xdist already runs a worker per core: the engine's own worker pools stay at one process per test
+# (the notebook kernels inherit it); tests/test_parallel.py asks for two workers explicitly
+os.environ.setdefault("N_JOBS", "1")
 
 try:
     import torch

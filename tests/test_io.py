@@ -41,3 +41,20 @@ def test_written_files_follow_the_process_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert (csv.stat().st_mode & 0o777, js.stat().st_mode & 0o777) == (mode, mode)
+
+
+def test_build_lock_excludes_other_processes_while_a_cache_is_built(tmp_path):
+    """A second process cannot take the cache's lock while the first holds it (then it can)."""
+    import subprocess
+    import sys
+
+    from wordle_moe.io import build_lock
+
+    cache = tmp_path / "sub" / "features.csv"
+    probe = ("import sys; from filelock import FileLock, Timeout\n"
+             "try:\n    FileLock(sys.argv[1], timeout=0.2).acquire()\nexcept Timeout:\n    sys.exit(3)\n")
+    lock = str(tmp_path / "sub" / ".features.csv.lock")
+    with build_lock(cache):
+        assert (tmp_path / "sub").is_dir() and not cache.exists()
+        assert subprocess.run([sys.executable, "-c", probe, lock]).returncode == 3
+    assert subprocess.run([sys.executable, "-c", probe, lock]).returncode == 0

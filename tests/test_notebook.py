@@ -1,12 +1,17 @@
 """The notebook runs headless with papermill (QUICK=True) and writes every fixed-name output correctly.
 
-Runs are shared between tests through module-scoped fixtures (each QUICK run < 60 s):
-a (3 experts, Top-2) run, a second identical run (byte-identical CSVs), a default-knob run that fails on
-purpose at the grid search (earlier outputs intact), and an invalid knob that stops before training.
+Runs are shared between tests (each QUICK run < 60 s): a (3 experts, Top-2) run, a second identical run with
+two worker processes (byte-identical CSVs and PNGs: results depend neither on the run nor on N_JOBS), a
+default-knob run that fails on purpose at the grid search (earlier outputs intact), and an invalid knob that
+stops before training. Under pytest-xdist each shared run executes once per session, on the worker that needs
+it first (a file lock in the session's shared temp folder); a worker that needs a run another is executing
+waits for it. The tests of one run form one xdist group (``--dist loadgroup``; pytest-xdist 3.8 does not yet
+apply groups under pytest 9.2, where they are ignored and the lock alone keeps every run single).
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -16,11 +21,15 @@ import numpy as np
 import pandas as pd
 import papermill
 import pytest
+from filelock import FileLock
 
 from analysis.assignment import relative_ownership, topk_gates_from_scores
 from wordle_moe import parameters, progress, report
 from wordle_moe.paths import PRED_COLUMNS
 
+# xdist --dist loadgroup: the tests of the shared (3 experts, Top-2) run stay on one worker; the longer runs
+# that compare with it carry their own groups, so they start on other workers at once
+pytestmark = pytest.mark.xdist_group("notebook_three_top2")
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "moe_with_bootstrap.ipynb"
 RUN_LIMIT_SECONDS = 90  # QUICK target is < 60 s; leave head-room for a loaded 2-core machine
@@ -41,10 +50,24 @@ def execute(out_dir: Path, **params) -> tuple[float, Exception | None]:
     return time.perf_counter() - start, err
 
 
+def shared_run(tmp_path_factory, name: str, **params) -> tuple[Path, float, str | None]:
+    """Execute the notebook once per test session (across xdist workers) into a folder named ``name``;
+    returns (folder, seconds, the error message or None)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session folder every worker's basetemp lives in
+    out, done = root / f"notebook_{name}", root / f"notebook_{name}.json"
+    with FileLock(str(root / f"notebook_{name}.lock")):
+        if not done.exists():
+            seconds, err = execute(out, **params)
+            done.write_text(json.dumps({"seconds": seconds, "error": None if err is None else str(err)}))
+    result = json.loads(done.read_text())
+    return out, result["seconds"], result["error"]
+
+
 @pytest.fixture(scope="module")
 def three_expert_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run_a")
-    seconds, err = execute(out, **THREE_TOP2)
+    out, seconds, err = shared_run(tmp_path_factory, "three_top2", **THREE_TOP2)
     assert err is None, err
     return out, seconds
 
@@ -293,22 +316,30 @@ def test_quick_run_grid_and_router_tables(three_expert_run):
     assert (routers["usage_entropy"] <= 1 + 1e-9).all()
 
 
-def test_same_seed_gives_byte_identical_csvs_and_pngs(three_expert_run, tmp_path):
-    out_a, _ = three_expert_run
-    seconds, err = execute(tmp_path, **THREE_TOP2)
+@pytest.mark.xdist_group("notebook_rerun")
+def test_same_seed_gives_byte_identical_csvs_and_pngs_with_two_workers(tmp_path_factory):
+    """A second run with the same seed, its independent fits in 2 worker processes, writes the same bytes."""
+    # this test's own run first: under xdist another worker is meanwhile executing the run it compares with
+    out_b, _, err = shared_run(tmp_path_factory, "three_top2_two_workers", N_JOBS=2, **THREE_TOP2)
     assert err is None, err
+    out_a, _, err = shared_run(tmp_path_factory, "three_top2", **THREE_TOP2)
+    assert err is None, err
+    assert json.loads((out_b / "run_manifest.json").read_text())["notes"]["n_jobs"] == 2
+    assert json.loads((out_a / "run_manifest.json").read_text())["notes"]["n_jobs"] == 1
     csvs = sorted(p.name for p in out_a.glob("*.csv"))
     assert len(csvs) == sum(f.endswith(".csv") for f in report.expected_outputs("eerie"))
     pngs = sorted(p.name for p in out_a.glob("*.png"))
     assert len(pngs) >= sum(f.endswith(".png") for f in report.expected_outputs("eerie"))
-    differ = [n for n in csvs + pngs if (out_a / n).read_bytes() != (tmp_path / n).read_bytes()]
+    differ = [n for n in csvs + pngs if (out_a / n).read_bytes() != (out_b / n).read_bytes()]
     assert not differ
 
 
-def test_failure_midway_leaves_earlier_outputs_and_params_change_the_run(three_expert_run, tmp_path):
-    out_a, _ = three_expert_run
-    seconds, err = execute(tmp_path, FAIL_AT_SECTION="grid_search")  # default knobs: 2 experts, Top-1
+@pytest.mark.xdist_group("notebook_failure")
+def test_failure_midway_leaves_earlier_outputs_and_params_change_the_run(tmp_path_factory):
+    tmp_path, _, err = shared_run(tmp_path_factory, "fail_at_grid", FAIL_AT_SECTION="grid_search")  # 2 experts, Top-1
     assert err is not None and "FAIL_AT_SECTION" in str(err)
+    out_a, _, err_a = shared_run(tmp_path_factory, "three_top2", **THREE_TOP2)  # the run it differs from
+    assert err_a is None, err_a
     for name in ("data_cleaning_log.csv", "moe_loss_log.csv", "moe_training_history.png", "model_comparison.csv",
                  "moe_bootstrap_pred_summary.csv", "holdout_eerie_predictions_with_ci.csv"):
         assert (tmp_path / name).exists(), name
@@ -325,6 +356,7 @@ def test_failure_midway_leaves_earlier_outputs_and_params_change_the_run(three_e
     assert (out_a / "moe_loss_log.csv").read_bytes() != (tmp_path / "moe_loss_log.csv").read_bytes()
 
 
+@pytest.mark.xdist_group("notebook_stops")
 def test_invalid_knob_stops_before_training_naming_it(tmp_path):
     seconds, err = execute(tmp_path, TOP_K=5)
     assert err is not None and "TOP_K" in str(err)
@@ -333,6 +365,7 @@ def test_invalid_knob_stops_before_training_naming_it(tmp_path):
     assert not (tmp_path / "moe_loss_log.csv").exists()
 
 
+@pytest.mark.xdist_group("notebook_stops")
 def test_unknown_parameter_stops_the_run_naming_it(tmp_path):
     seconds, err = execute(tmp_path, ACTIVATON="gelu")
     assert err is not None and "ACTIVATON" in str(err) and "did you mean ACTIVATION" in str(err)

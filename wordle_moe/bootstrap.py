@@ -11,16 +11,26 @@ the same in a batch of 2 or of 200 and equals a sequential R=1 run with the same
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import torch
 
 from .config import MoEConfig
 from .intervals import bootstrap_summary
 from .metrics import distribution_metrics
 from .model import MoEModel
+from .parallel import chunks, parallel_map
 from .streams import resample_counts
 from .training import check_inputs, fit_replicas, predict_replicas, resolve_config, select_penalties
+
+# Replicas per batched training task (at most): B replicas train as ceil(B / CHUNK) near-equal tasks spread over
+# the worker processes, then join into one batched model. The chunks depend on B alone, never on the number of
+# workers, so the ensemble is byte-identical for any N_JOBS (tests/test_parallel.py). Batch mates change a
+# replica only in the float32 rounding of padded row sums (~1e-8: the same replica as in one batch of B).
+BOOTSTRAP_CHUNK = 25
 
 __all__ = ["resample_counts", "oob_weights", "fit_bootstrap", "predict_bootstrap", "bootstrap_predict",
            "bootstrap_summary", "bootstrap_evaluate"]
@@ -33,11 +43,34 @@ def oob_weights(counts: np.ndarray) -> np.ndarray:
     return oob
 
 
+def join_replicas(models: list[MoEModel]) -> MoEModel:
+    """One batched model holding the replicas of ``models`` in order (each a batched model of the same config)."""
+    if len(models) == 1:
+        return models[0]
+    first = models[0]
+    joined = MoEModel(first.n_features, first.config, replicas=sum(m.replicas for m in models),
+                      replica_ids=[i for m in models for i in m.replica_ids])
+    states = [m.state_dict() for m in models]
+    joined.load_state_dict({k: torch.cat([st[k] for st in states]) for k in states[0]})
+    return joined.eval()
+
+
+def _fit_chunk(ids: range, *, X: np.ndarray, P: np.ndarray, cfg: MoEConfig, train_w: np.ndarray, val_w: np.ndarray,
+               n_reported: Any | None) -> tuple[MoEModel, dict[str, Any]]:
+    """Replicas ``ids`` trained as one batched model (a picklable task for ``parallel_map``)."""
+    sl = slice(ids.start, ids.stop)
+    return fit_replicas(X, P, X, P, cfg, train_weight=train_w[sl], val_weight=val_w[sl], n_reported=n_reported,
+                        n_reported_val=n_reported, replica_ids=list(ids), progress=False)
+
+
 def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None, B: int | None = None,
                   seed: int | None = None, n_reported: Any | None = None, sample_weight: Any | None = None,
-                  batched: bool = True, progress: bool = False, **knobs: Any
+                  batched: bool = True, progress: bool = False, n_jobs: int | None = None, **knobs: Any
                   ) -> tuple[list[MoEModel], dict[str, Any]]:
-    """Train B bootstrap replicas; returns ([one batched model] or [B sequential models], info)."""
+    """Train B bootstrap replicas; returns ([one batched model] or [B sequential models], info).
+
+    Batched: chunks of BOOTSTRAP_CHUNK replicas train in ``n_jobs`` worker processes and join into one model.
+    """
     cfg = resolve_config(config, **knobs)
     B = cfg.bootstrap_b if B is None else int(B)
     seed = cfg.seed if seed is None else int(seed)
@@ -54,11 +87,14 @@ def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None
     # one choice of the ridge strengths for every replica, from the training rows only (no-op unless converged)
     cfg, penalty_table = select_penalties(X, P, cfg.replace(seed=seed), sample_weight=sw, n_reported=n_reported)
     if batched:
-        model, fit_info = fit_replicas(X, P, X, P, cfg.replace(seed=seed), train_weight=train_w, val_weight=val_w,
-                                       n_reported=n_reported, n_reported_val=n_reported,
-                                       replica_ids=list(range(B)), progress=progress)
-        models, best = [model], fit_info["best_epochs"]
-        history = fit_info["history"]
+        task = partial(_fit_chunk, X=X, P=P, cfg=cfg.replace(seed=seed), train_w=train_w, val_w=val_w,
+                       n_reported=n_reported)
+        parts = parallel_map(task, chunks(B, BOOTSTRAP_CHUNK), n_jobs, desc="bootstrap", progress=progress)
+        models = [join_replicas([m for m, _ in parts])]
+        best = np.concatenate([inf["best_epochs"] for _, inf in parts])
+        # one training log per chunk (replica means per epoch), labelled with its first replica
+        history = pd.concat([inf["history"].assign(first_replica=ids.start)
+                             for ids, (_, inf) in zip(chunks(B, BOOTSTRAP_CHUNK), parts)], ignore_index=True)
     else:
         models, best, history = [], [], None
         rng = range(B)
@@ -85,14 +121,15 @@ def predict_bootstrap(models: list[MoEModel], X_pred: Any) -> np.ndarray:
 def bootstrap_predict(X_train: Any, P_train: Any, X_pred: Any, *, config: MoEConfig | None = None,
                       B: int | None = None, seed: int | None = None, n_reported: Any | None = None,
                       sample_weight: Any | None = None, batched: bool = True, progress: bool = False,
-                      **knobs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+                      n_jobs: int | None = None, **knobs: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Train B bootstrap replicas and predict X_pred: (P_boot (B, n_pred, 7), info).
 
     B and seed default to config.bootstrap_b and config.seed. ``batched=False`` is the sequential
     reference (a loop of R=1 trainings with identical streams and resamples).
     """
     models, info = fit_bootstrap(X_train, P_train, config=config, B=B, seed=seed, n_reported=n_reported,
-                                 sample_weight=sample_weight, batched=batched, progress=progress, **knobs)
+                                 sample_weight=sample_weight, batched=batched, progress=progress, n_jobs=n_jobs,
+                                 **knobs)
     X_pred = np.asarray(X_pred, dtype=np.float64)
     if X_pred.ndim != 2 or X_pred.shape[1] != np.asarray(X_train).shape[1]:
         raise ValueError(f"X_pred must have shape (n, {np.asarray(X_train).shape[1]}), got {X_pred.shape}")

@@ -6,12 +6,15 @@ saved ensembles and the forecasts. It knows nothing of the MoE: it sits below th
 from __future__ import annotations
 
 import inspect
+from functools import partial
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
+
+from wordle_moe.parallel import parallel_map
 
 MIN_FOLD_ROWS = 4  # rows per inner fold, at least: one validation row for early stopping and three to train on
 
@@ -43,21 +46,31 @@ def fit_estimator(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray,
     return estimator.fit(X, P, **params)
 
 
+def _residual_fold(fold: tuple[np.ndarray, np.ndarray], *, estimator: BaseEstimator, X: np.ndarray, P: np.ndarray,
+                   sample_weight: np.ndarray | None, n_reported: np.ndarray | None) -> np.ndarray:
+    """Residuals P - P_hat on one inner fold's held-out rows (a picklable task for ``parallel_map``)."""
+    tr, te = fold
+    w = None if sample_weight is None else sample_weight[tr]
+    nr = None if n_reported is None else n_reported[tr]
+    model = fit_estimator(clone(estimator), X[tr], P[tr], w, nr)
+    return P[te] - model.predict(X[te])
+
+
 def oof_residuals(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, *, cv: int = 5,
                   sample_weight: np.ndarray | None = None, n_reported: np.ndarray | None = None,
-                  random_state: int = 0) -> np.ndarray:
+                  random_state: int = 0, n_jobs: int | None = None) -> np.ndarray:
     """Out-of-fold residuals P - P_hat (n, 7) of clones of ``estimator``, from a shuffled K-fold over these rows only.
 
     They measure how far observed shares fall from a model that never saw them: the spread the predictive
     interval adds to the bootstrap interval of the mean. K = ``cv``, fewer when the rows are too few (>= 2).
+    The folds fit in ``n_jobs`` worker processes; the residuals are the same for any number.
     """
     X = np.asarray(X, dtype=float)
     P = np.asarray(P, dtype=float)
     k = max(min(int(cv), len(X) // MIN_FOLD_ROWS), 2)
     resid = np.empty_like(P)
-    for tr, te in KFold(n_splits=k, shuffle=True, random_state=random_state).split(X):
-        w = None if sample_weight is None else sample_weight[tr]
-        nr = None if n_reported is None else n_reported[tr]
-        model = fit_estimator(clone(estimator), X[tr], P[tr], w, nr)
-        resid[te] = P[te] - model.predict(X[te])
+    folds = list(KFold(n_splits=k, shuffle=True, random_state=random_state).split(X))
+    task = partial(_residual_fold, estimator=estimator, X=X, P=P, sample_weight=sample_weight, n_reported=n_reported)
+    for (_, te), fold_resid in zip(folds, parallel_map(task, folds, n_jobs)):
+        resid[te] = fold_resid
     return resid

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .feedback import normalize_word
-from .io import atomic_path
+from .io import atomic_path, build_lock
 from .paths import DATA_DIR
 from .wordlists import answer_index, load_allowed, load_answers, wordlist_checksum
 
@@ -74,16 +74,17 @@ def answer_embeddings() -> np.ndarray:
     """(2315, 384) embeddings of the answer list (cached under data/)."""
     path = cache_path()
     n = len(load_answers())
-    if path.exists():
-        try:
-            cached = np.load(path)
-            if cached.shape[0] == n:
-                return cached
-        except (OSError, ValueError):
-            pass
-    vectors = embed(load_answers())
-    with atomic_path(path) as tmp:  # unique temp name + rename: safe with concurrent builders
-        np.save(tmp, vectors)
+    with build_lock(path):  # concurrent processes embed once; the temp name + rename keeps readers safe
+        if path.exists():
+            try:
+                cached = np.load(path)
+                if cached.shape[0] == n:
+                    return cached
+            except (OSError, ValueError):
+                pass
+        vectors = embed(load_answers())
+        with atomic_path(path) as tmp:
+            np.save(tmp, vectors)
     return vectors
 
 

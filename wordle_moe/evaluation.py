@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import RepeatedKFold
-from tqdm.auto import tqdm
 
 from wordle_moe import metrics
 from wordle_moe.baselines import make_peers
 from wordle_moe.config import MoEConfig
 from wordle_moe.crossfit import fit_estimator, oof_residuals, validation_split
 from wordle_moe.intervals import predictive_interval
+from wordle_moe.parallel import parallel_map
 
 PROTOCOLS = ("A", "B")  # the MCM-only protocols; "C" needs the populations of a multi-source dataset
 FORECAST_CUTOFF = pd.Timestamp("2022-10-01")
@@ -146,19 +147,29 @@ def _tasks(models: Mapping[str, BaseEstimator], splits: list) -> Iterator[tuple[
             yield name, fold, tr, te
 
 
+def _fold_task(task: tuple[str, int, np.ndarray, np.ndarray], *, models: Mapping[str, BaseEstimator],
+               calibration_estimators: Mapping[str, BaseEstimator], **kwargs: Any) -> tuple[dict[str, float], np.ndarray]:
+    """One (model, fold) of ``evaluate_models``: a picklable task for ``parallel_map``."""
+    name, fold, tr, te = task
+    return evaluate_fold(models[name], train=tr, test=te, calibration_estimator=calibration_estimators.get(name), seed=fold,
+                         **kwargs)
+
+
 def evaluate_models(models: Mapping[str, BaseEstimator], X: np.ndarray, P: np.ndarray, dates: Any = None,
                     protocol: str = "A", *, sample_weight: np.ndarray | None = None,
                     n_reported: np.ndarray | None = None, ci_level: float = 0.95,
                     calibrate: bool = True, inner_cv: int = 5,
                     calibration_estimators: Mapping[str, BaseEstimator] | None = None,
                     splits: list | None = None, words: Any = None, return_predictions: bool = False,
-                    progress: bool = True) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+                    progress: bool = True, n_jobs: int | None = None) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Score every model on the same folds of ``protocol``; one row per (model, protocol, fold).
 
     ``n_reported`` (reported results per word) reaches estimators whose fit accepts it (the MoE's N_WEIGHTING).
     ``calibration_estimators`` may give a cheaper stand-in per model for the inner-CV residuals
     (e.g. fewer bootstrap replicas); by default the model itself is used.
     With ``return_predictions`` also returns the out-of-fold predictions in long form.
+    The (model, fold) fits run in ``n_jobs`` worker processes (default: ``parallel.n_jobs_in_force``); the table
+    is the same for any number of workers.
     """
     X = np.asarray(X, dtype=float)
     P = np.asarray(P, dtype=float)
@@ -171,11 +182,11 @@ def evaluate_models(models: Mapping[str, BaseEstimator], X: np.ndarray, P: np.nd
     calibration_estimators = dict(calibration_estimators or {})
     rows, preds = [], []
     tasks = list(_tasks(models, splits))
-    for name, fold, tr, te in tqdm(tasks, desc=f"protocol {protocol}", disable=not progress, leave=False):
-        row, P_pred = evaluate_fold(models[name], X, P, tr, te, sample_weight=sample_weight,
-                                    n_reported=n_reported, ci_level=ci_level,
-                                    calibrate=calibrate, inner_cv=inner_cv,
-                                    calibration_estimator=calibration_estimators.get(name), seed=fold)
+    task = partial(_fold_task, models=dict(models), calibration_estimators=calibration_estimators, X=X, P=P,
+                   sample_weight=sample_weight, n_reported=n_reported, ci_level=ci_level, calibrate=calibrate,
+                   inner_cv=inner_cv)
+    results = parallel_map(task, tasks, n_jobs, desc=f"protocol {protocol}", progress=progress)
+    for (name, fold, _, te), (row, P_pred) in zip(tasks, results):
         rows.append({"model": name, "protocol": protocol, "fold": fold, **row})
         if return_predictions:
             frame = pd.DataFrame(P_pred, columns=[f"pred_{k}" for k in range(7)])
@@ -220,11 +231,13 @@ def forecast_split(dates: Any, seed: int = 0, val_fraction: float = 0.2) -> dict
 def peer_models(config: MoEConfig, quick: bool = False, seed: int = 0
                 ) -> tuple[dict[str, BaseEstimator], dict[str, BaseEstimator]]:
     """(models, calibration stand-ins): the peer line-up with the MoE itself. QUICK keeps the two cheapest peers
-    and a MoE with 4 replicas; a full run gives the MoE min(BOOTSTRAP_B, 20) replicas per fold and a 4-replica
-    stand-in for the inner-CV residuals of the calibrated interval (the residuals only need its mean)."""
-    n_boot, n_stand_in = min(int(config.bootstrap_b), 4 if quick else 20), min(int(config.bootstrap_b), 4)
+    and a MoE with 4 replicas; a full run gives the MoE min(BOOTSTRAP_B, 20) replicas per fold. The inner-CV
+    residuals of the calibrated interval come from the single model, as for the saved ensembles
+    (``estimator.ensemble_residuals``) and protocol C: the evaluation scores the interval users get, and the inner
+    fits train one model each instead of an ensemble."""
+    n_boot = min(int(config.bootstrap_b), 4 if quick else 20)
     models = make_peers(config, quick, random_state=seed, moe_replicas=n_boot, mlp_replicas=n_boot)
-    stand_ins = make_peers(config, quick, random_state=seed, moe_replicas=n_stand_in, mlp_replicas=n_stand_in)
+    stand_ins = make_peers(config, quick, random_state=seed, moe_replicas=0, mlp_replicas=0)
     return models, {k: stand_ins[k] for k in ("single_mlp", "moe") if k in stand_ins}
 
 

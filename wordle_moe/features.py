@@ -29,7 +29,7 @@ import pandas as pd
 
 from .embeddings import EMBEDDING_VERSION, semantic_distance
 from .feedback import FEEDBACK_VERSION, encode_words, feedback_codes, feedback_table, normalize_word, pattern_entropy
-from .io import write_csv
+from .io import build_lock, write_csv
 from .paths import FEATURES_CSV
 from .solvers import SOLVER_VERSION, SOLVERS, mean_tries, solver_distributions
 from .wordlists import allowed_index, answer_index, load_allowed, load_answers, zipf_frequencies
@@ -183,14 +183,15 @@ def _read_feature_csv(path=None) -> pd.DataFrame | None:
 
 def load_feature_table(rebuild: bool = False) -> pd.DataFrame:
     """data/features.csv (359 MCM rows + eerie on 2023-03-01), rebuilt from raw data when missing, stale or asked."""
-    df = None if rebuild else _read_feature_csv()
-    if df is None:
-        from .data import load_wordle_data  # data is the earlier stage; imported lazily to keep import light
+    with build_lock(FEATURES_CSV):  # concurrent test workers build a missing table once
+        df = None if rebuild else _read_feature_csv()
+        if df is None:
+            from .data import load_wordle_data  # data is the earlier stage; imported lazily to keep import light
 
-        df = build_feature_table(load_wordle_data())
-        df.insert(2, "feature_version", FEATURE_VERSION)
-        write_csv(df, FEATURES_CSV)
-        df = pd.read_csv(FEATURES_CSV, parse_dates=["date"])  # return exactly what later loads will see
+            df = build_feature_table(load_wordle_data())
+            df.insert(2, "feature_version", FEATURE_VERSION)
+            write_csv(df, FEATURES_CSV)
+            df = pd.read_csv(FEATURES_CSV, parse_dates=["date"])  # return exactly what later loads will see
     return _typed_table(df)
 
 
@@ -217,17 +218,18 @@ def load_rows_feature_table(words: Sequence[str], dates, path, rebuild: bool = F
     path = Path(path)
     keys = pd.MultiIndex.from_arrays([pd.Series(list(words), dtype=str),
                                       _normalize_dates(dates, len(words))], names=["word", "date"])
-    df = None if rebuild else _read_feature_csv(path)
-    if df is not None:
-        stored = pd.MultiIndex.from_frame(df[["word", "date"]].astype({"word": str}))
-        if not keys.isin(stored).all():
-            df = None  # stale: the source gained rows the cache does not cover
-    if df is None:
-        built = build_features(list(keys.get_level_values(0)), list(keys.get_level_values(1)))
-        built = built.drop_duplicates(["word", "date"]).reset_index(drop=True)
-        built.insert(2, "feature_version", FEATURE_VERSION)
-        write_csv(built, path)
-        df = pd.read_csv(path, parse_dates=["date"])  # return exactly what later loads will see
+    with build_lock(path):
+        df = None if rebuild else _read_feature_csv(path)
+        if df is not None:
+            stored = pd.MultiIndex.from_frame(df[["word", "date"]].astype({"word": str}))
+            if not keys.isin(stored).all():
+                df = None  # stale: the source gained rows the cache does not cover
+        if df is None:
+            built = build_features(list(keys.get_level_values(0)), list(keys.get_level_values(1)))
+            built = built.drop_duplicates(["word", "date"]).reset_index(drop=True)
+            built.insert(2, "feature_version", FEATURE_VERSION)
+            write_csv(built, path)
+            df = pd.read_csv(path, parse_dates=["date"])  # return exactly what later loads will see
     df = _typed_table(df)
     out = df.set_index(["word", "date"]).loc[keys].reset_index()
     out.attrs["feature_version"] = FEATURE_VERSION

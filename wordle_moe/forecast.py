@@ -13,6 +13,7 @@ rows, a noisier population, would widen a WordleBot interval). Test days are nev
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from wordle_moe import evaluation, metrics
 from wordle_moe.crossfit import fit_estimator, oof_residuals
 from wordle_moe.estimator import MoEDistributionRegressor
 from wordle_moe.intervals import bootstrap_summary, predictive_interval
+from wordle_moe.parallel import parallel_map
 from wordle_moe.paths import BUCKET_LABELS
 
 TRIES = np.arange(1, 8, dtype=np.float64)  # a failure counts as 7 tries, as everywhere in the project
@@ -90,18 +92,21 @@ def population_residuals(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray,
 def fit_forecast(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, populations: np.ndarray,
                  train: np.ndarray, test: np.ndarray, *, population: str = "wordlebot", ci_level: float = 0.95,
                  calibration_estimator: BaseEstimator | None = None, cv: int = 5, seed: int = 0,
-                 n_reported: np.ndarray | None = None) -> dict[str, Any]:
+                 n_reported: np.ndarray | None = None, residuals: np.ndarray | None = None) -> dict[str, Any]:
     """Fit a bootstrap MoE on ``train`` and forecast ``test``: replicas, mean, bootstrap and calibrated intervals.
 
+    ``residuals``: the population's out-of-fold residuals when already computed (``population_residuals``).
     Returns dict(model, replicas (B, m, 7), mean, low, high, low_cal, high_cal (m, 7), residuals (r, 7)).
     """
     nr = None if n_reported is None else np.asarray(n_reported)[train]
     model = fit_estimator(clone(estimator), X[train], P[train], None, nr)
     replicas = model.predict_replicas(X[test])
     s = bootstrap_summary(replicas, ci_level)
-    inner = calibration_estimator if calibration_estimator is not None else estimator
-    resid = population_residuals(inner, X[train], P[train], np.asarray(populations)[train], population, cv=cv,
-                                 seed=seed, n_reported=nr)
+    resid = residuals
+    if resid is None:
+        inner = calibration_estimator if calibration_estimator is not None else estimator
+        resid = population_residuals(inner, X[train], P[train], np.asarray(populations)[train], population, cv=cv,
+                                     seed=seed, n_reported=nr)
     low_cal, high_cal = predictive_interval(s["mean"], s["low"], s["high"], resid, ci_level)
     return {"model": model, "replicas": replicas, "mean": s["mean"], "low": s["low"], "high": s["high"],
             "low_cal": low_cal, "high_cal": high_cal, "residuals": resid, "ci_level": ci_level}
@@ -151,6 +156,19 @@ def forecast_frame(dates: Any, words: Any, P_true: np.ndarray, fc: Mapping[str, 
     return df
 
 
+def _protocol_c_fit(name: str, *, models: Mapping[str, BaseEstimator], moe_name: str, X: np.ndarray, P: np.ndarray,
+                    populations: np.ndarray, train: np.ndarray, test: np.ndarray, ci_level: float, seed: int,
+                    n_reported: np.ndarray | None, residuals: np.ndarray) -> tuple[dict[str, float], np.ndarray, Any]:
+    """(scores, test predictions, the MoE's forecast or None) of one protocol C model: a task for ``parallel_map``."""
+    if name == moe_name:
+        fc = fit_forecast(models[name], X, P, populations, train, test, ci_level=ci_level, seed=seed,
+                          n_reported=n_reported, residuals=residuals)
+        return forecast_scores(P[test], fc), fc["mean"], fc
+    nr = None if n_reported is None else np.asarray(n_reported)[train]
+    pred = fit_estimator(clone(models[name]), X[train], P[train], None, nr).predict(X[test])
+    return scores(P[test], pred), pred, None
+
+
 def protocol_c_comparison(models: Mapping[str, BaseEstimator], moe_name: str, X: np.ndarray, P: np.ndarray,
                           dates: Any, populations: np.ndarray, words: Any, *, ci_level: float = 0.95,
                           calibration_estimator: BaseEstimator | None = None, cv: int = 5, seed: int = 0,
@@ -165,16 +183,19 @@ def protocol_c_comparison(models: Mapping[str, BaseEstimator], moe_name: str, X:
     X, P = np.asarray(X, dtype=float), np.asarray(P, dtype=float)
     train, test = evaluation.protocol_c_split(dates, populations)
     draws = day_resamples(len(test), n_day_draws, seed)
+    # the MoE's calibration residuals first (their folds in parallel), then every model's fit in parallel
+    nr = None if n_reported is None else np.asarray(n_reported)[train]
+    inner = calibration_estimator if calibration_estimator is not None else models[moe_name]
+    resid = population_residuals(inner, X[train], P[train], np.asarray(populations)[train], "wordlebot", cv=cv,
+                                 seed=seed, n_reported=nr)
+    task = partial(_protocol_c_fit, models=dict(models), moe_name=moe_name, X=X, P=P, populations=populations,
+                   train=train, test=test, ci_level=ci_level, seed=seed, n_reported=n_reported, residuals=resid)
+    order = [moe_name, *(name for name in models if name != moe_name)]  # the longest fit starts first
+    results = dict(zip(order, parallel_map(task, order)))
+    fc = results[moe_name][2]
     rows, preds = [], {}
-    for name, est in models.items():
-        if name == moe_name:
-            fc = fit_forecast(est, X, P, populations, train, test, ci_level=ci_level,
-                              calibration_estimator=calibration_estimator, cv=cv, seed=seed, n_reported=n_reported)
-            row, preds[name] = forecast_scores(P[test], fc), fc["mean"]
-        else:
-            nr = None if n_reported is None else np.asarray(n_reported)[train]
-            preds[name] = fit_estimator(clone(est), X[train], P[train], None, nr).predict(X[test])
-            row = scores(P[test], preds[name])
+    for name in models:
+        row, preds[name], _ = results[name]
         row["rps_low"], row["rps_high"] = rps_interval(P[test], preds[name], draws, ci_level)
         rows.append({"protocol": "C", "model": name, "n_train": len(train), "n_test": len(test), **row})
     table = pd.DataFrame(rows)

@@ -40,6 +40,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+@contextmanager
+def build_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold a lock file beside the cache ``path`` while it is checked and built: concurrent processes (pytest-xdist
+    workers, two runs) build a missing cache once; the others wait, then read the finished file."""
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.parent / f".{path.name}.lock")):
+        yield
+
+
 def write_csv(df: pd.DataFrame, path: str | os.PathLike, **kwargs: Any) -> Path:
     """Write ``df`` to ``path`` atomically; floats are written with fixed precision for byte-stable output."""
     kwargs.setdefault("index", False)

@@ -14,7 +14,7 @@ import pandas as pd
 from wordle_moe.config import ConfigError, check_value, field_default, field_type, knob_fields, parse_value, rule
 
 # The notebook's own switches; every other parameter is a knob of moe_booststrap.py (see module_knobs).
-NOTEBOOK_SWITCHES = ("QUICK", "RUN_GRID_SEARCH", "OUTPUT_DIR", "FAIL_AT_SECTION")
+NOTEBOOK_SWITCHES = ("QUICK", "RUN_GRID_SEARCH", "OUTPUT_DIR", "FAIL_AT_SECTION", "N_JOBS")
 # QUICK mode: a small run for tests and smoke checks (caps, never raises a value the user set lower)
 QUICK_CAPS = {"MAX_EPOCHS": 60, "PATIENCE": 15, "BOOTSTRAP_B": 6, "HIDDEN_SIZE": 32,
               "PENALTY_CV": 0}   # QUICK: ridge strengths as set, no inner CV (tests/test_training.py covers it)

@@ -1,0 +1,126 @@
+"""Independent work on every core: an order-keeping parallel map over joblib's loky worker processes.
+
+Folds, peer models, bootstrap replica chunks and residual folds are independent tasks. ``parallel_map`` runs
+them in ``n_jobs`` worker processes (``N_JOBS``: the environment variable, the notebook switch or
+``set_n_jobs``; default every core this process may use) and returns their results in task order.
+
+Results never depend on the number of workers: every task runs with the same thread settings — one torch
+thread and one BLAS/OpenMP thread (``THREADS_PER_TASK``), in a worker or in this process alike — so the
+sequential run (``n_jobs=1``) and a parallel one give byte-identical numbers, and two workers on two cores do
+not oversubscribe them. The models are tiny and full-batch: more threads per fit save nothing measurable.
+Inside a worker, a nested ``parallel_map`` runs sequentially (no pools of pools).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+N_JOBS_ENV = "N_JOBS"
+THREADS_PER_TASK = 1
+_n_jobs: int | None = None      # set_n_jobs; None: the environment variable or every core
+_in_worker = False              # True inside a task: nested maps run sequentially
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells it, else the CPU count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _parse(value: Any, source: str) -> int:
+    """A worker count from ``value``: a positive integer, or -1 / "all" / "auto" for every core."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("all", "auto", "-1"):
+            return available_cores()
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{source} must be a positive integer or 'all', got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and value != -1):
+        raise ValueError(f"{source} must be a positive integer or -1 (every core), got {value!r}")
+    return available_cores() if value == -1 else value
+
+
+def set_n_jobs(n_jobs: int | str | None) -> int:
+    """Set the default worker count of this process (None: back to $N_JOBS or every core); returns it."""
+    global _n_jobs
+    _n_jobs = None if n_jobs is None else _parse(n_jobs, "N_JOBS")
+    return n_jobs_in_force()
+
+
+def n_jobs_in_force(n_jobs: int | str | None = None) -> int:
+    """The worker count a map would use: ``n_jobs``, else set_n_jobs, else $N_JOBS, else every core
+    (1 inside a worker)."""
+    if _in_worker:
+        return 1
+    if n_jobs is not None:
+        return _parse(n_jobs, "n_jobs")
+    if _n_jobs is not None:
+        return _n_jobs
+    env = os.environ.get(N_JOBS_ENV, "").strip()
+    return _parse(env, f"${N_JOBS_ENV}") if env else available_cores()
+
+
+def _run_task(fn: Callable[..., Any], item: Any, threads: int) -> Any:
+    """Run one task with ``threads`` torch and BLAS/OpenMP threads (restored afterwards), nested maps sequential."""
+    global _in_worker
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    old_threads, old_flag = torch.get_num_threads(), _in_worker
+    torch.set_num_threads(threads)
+    _in_worker = True
+    try:
+        with threadpool_limits(threads):
+            return fn(item)
+    finally:
+        torch.set_num_threads(old_threads)
+        _in_worker = old_flag
+
+
+def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any], n_jobs: int | str | None = None, *,
+                 threads: int = THREADS_PER_TASK, desc: str | None = None, progress: bool = False) -> list[Any]:
+    """``[fn(item) for item in items]``, computed in up to ``n_jobs`` worker processes, results in item order.
+
+    ``fn`` and the items must pickle (module-level functions, arrays, estimators). Tasks run in order of
+    ``items``, so put the longest first when sizes differ. With one worker (or one item, or inside a worker)
+    everything runs in this process, with the same thread settings as in a worker.
+    """
+    tasks: Sequence[Any] = list(items)
+    workers = min(n_jobs_in_force(n_jobs), len(tasks))
+    from tqdm.auto import tqdm  # looked up at call time: the notebook may have swapped the bar class
+
+    bar = tqdm(total=len(tasks), desc=desc, disable=not progress, leave=False)
+    try:
+        if workers <= 1:
+            results = []
+            for item in tasks:
+                results.append(_run_task(fn, item, threads))
+                bar.update(1)
+            return results
+        import joblib
+
+        results = []
+        with joblib.parallel_config(backend="loky", inner_max_num_threads=threads):
+            # max_nbytes=None: arguments are pickled, never memory-mapped read-only (torch warns on those)
+            parallel = joblib.Parallel(n_jobs=workers, return_as="generator", max_nbytes=None)
+            for result in parallel(joblib.delayed(_run_task)(fn, item, threads) for item in tasks):
+                results.append(result)
+                bar.update(1)
+        return results
+    finally:
+        bar.close()
+
+
+def chunks(n: int, size: int) -> list[range]:
+    """``range(n)`` cut into ceil(n / size) consecutive pieces of near-equal length (at most ``size``; lengths
+    differ by at most one), so no piece is left with a single item unless ``n`` is 1 or ``size`` is."""
+    if size < 1:
+        raise ValueError(f"chunk size must be >= 1, got {size}")
+    k = -(-n // size)
+    bounds = [n * i // k for i in range(k + 1)] if k else []
+    return [range(a, b) for a, b in zip(bounds, bounds[1:])]

@@ -83,6 +83,8 @@ def test_bootstrap_is_byte_identical_for_any_worker_count_and_chunks_join_in_ord
     assert info2["history"]["first_replica"].unique().tolist() == [0, 2, 4]
     for k, v in info1["models"][0].state_dict().items():  # the joined model holds the same tensors
         assert torch.equal(joined.state_dict()[k], v), k
+    for k, v in info1["models"][0].start_gate_.items():  # and each replica's starting gate (learned-or-imposed)
+        assert torch.equal(joined.start_gate_[k], v), k
     # the same replicas as one batch of 7: batch mates change only float32 rounding (padded row sums), which
     # accumulates over a converged run's few hundred steps: differences stay below 1e-4, the stopping steps equal
     monkeypatch.setattr(bootstrap, "BOOTSTRAP_CHUNK", 100)

@@ -186,13 +186,20 @@ class GradientBoostingDistribution(RegressorMixin, BaseEstimator):
 QUICK_PEERS = ("mean_distribution", "softmax_regression")  # the two cheapest peers: QUICK runs keep only these
 
 
+def single_mlp_config(config: MoEConfig) -> MoEConfig:
+    """The single MLP-softmax peer: one expert, its own MLP (no shared linear base), early stopping as it was
+    trained before converged training (with one expert the shared-base MoE is softmax regression, already a peer)."""
+    return config.replace(num_experts=1, top_k=1, shared_base=False, expert_skip=False, training="early_stopping")
+
+
 def make_peers(config: MoEConfig | None = None, quick: bool = False, *, random_state: int | None = None,
                moe_replicas: int = 0, mlp_replicas: int = 0) -> dict[str, BaseEstimator]:
     """The one peer line-up, unfitted; scalers sit inside Pipelines so they see only training rows.
 
     Always the fitted-distribution peers (QUICK: the two cheapest). With ``config``: also the MoE itself
     ("moe", ``moe_replicas`` bootstrap replicas) and, outside QUICK, the single MLP-softmax peer ("single_mlp":
-    the same network with one expert, ``mlp_replicas`` replicas). ``random_state`` defaults to ``config.seed``.
+    ``single_mlp_config``, one expert with its own MLP, ``mlp_replicas`` replicas). ``random_state`` defaults to
+    ``config.seed``.
     """
     seed = int(random_state if random_state is not None else (config.seed if config is not None else 0))
     peers: dict[str, BaseEstimator] = {
@@ -206,7 +213,6 @@ def make_peers(config: MoEConfig | None = None, quick: bool = False, *, random_s
     peers = {name: clone(est) for name, est in peers.items()}
     if config is not None:
         if not quick:
-            peers["single_mlp"] = MoEDistributionRegressor.from_config(config.replace(num_experts=1, top_k=1),
-                                                                        mlp_replicas)
+            peers["single_mlp"] = MoEDistributionRegressor.from_config(single_mlp_config(config), mlp_replicas)
         peers["moe"] = MoEDistributionRegressor.from_config(config, moe_replicas)
     return peers

@@ -52,6 +52,8 @@ def join_replicas(models: list[MoEModel]) -> MoEModel:
                       replica_ids=[i for m in models for i in m.replica_ids])
     states = [m.state_dict() for m in models]
     joined.load_state_dict({k: torch.cat([st[k] for st in states]) for k in states[0]})
+    if all(getattr(m, "start_gate_", None) is not None for m in models):  # each replica's gate before training
+        joined.start_gate_ = {k: torch.cat([m.start_gate_[k] for m in models]) for k in first.start_gate_}
     return joined.eval()
 
 

@@ -206,9 +206,17 @@ def supports_interval_kind(model: Any) -> bool:
     return "kind" in inspect.signature(model.predict_interval).parameters
 
 
+def residual_model(config: MoEConfig) -> MoEDistributionRegressor:
+    """The single model whose out-of-fold residuals calibrate every predictive interval: ``config`` with its ridge
+    strengths as configured (PENALTY_CV=0). Choosing them again inside each residual fold would cost a full inner
+    CV per fold for a residual spread that barely depends on them, and a choice made on all rows would see the
+    rows a residual is held out on."""
+    return MoEDistributionRegressor.from_config(config.replace(penalty_cv=0))
+
+
 def ensemble_residuals(X: np.ndarray, P: np.ndarray, config: MoEConfig, n_reported: np.ndarray | None = None,
                        cv: int = 5, seed: int = 0) -> np.ndarray:
-    """Out-of-fold residuals P - P_hat (n, 7) of the single model with ``config`` (``cv``-fold, over these rows):
-    the held-out scatter a saved ensemble's predictive interval adds to its interval of the mean."""
-    return oof_residuals(MoEDistributionRegressor.from_config(config), np.asarray(X, float), np.asarray(P, float),
+    """Out-of-fold residuals P - P_hat (n, 7) of ``residual_model(config)`` (``cv``-fold, over these rows): the
+    held-out scatter a saved ensemble's predictive interval adds to its interval of the mean."""
+    return oof_residuals(residual_model(config), np.asarray(X, float), np.asarray(P, float),
                          cv=cv, n_reported=n_reported, random_state=seed)

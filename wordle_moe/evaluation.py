@@ -25,6 +25,7 @@ from wordle_moe import metrics
 from wordle_moe.baselines import make_peers
 from wordle_moe.config import MoEConfig
 from wordle_moe.crossfit import fit_estimator, oof_residuals, validation_split
+from wordle_moe.estimator import residual_model
 from wordle_moe.intervals import predictive_interval
 from wordle_moe.parallel import parallel_map
 
@@ -233,12 +234,14 @@ def peer_models(config: MoEConfig, quick: bool = False, seed: int = 0
     """(models, calibration stand-ins): the peer line-up with the MoE itself. QUICK keeps the two cheapest peers
     and a MoE with 4 replicas; a full run gives the MoE min(BOOTSTRAP_B, 20) replicas per fold. The inner-CV
     residuals of the calibrated interval come from the single model, as for the saved ensembles
-    (``estimator.ensemble_residuals``) and protocol C: the evaluation scores the interval users get, and the inner
+    (``estimator.residual_model``) and protocol C: the evaluation scores the interval users get, and the inner
     fits train one model each instead of an ensemble."""
     n_boot = min(int(config.bootstrap_b), 4 if quick else 20)
     models = make_peers(config, quick, random_state=seed, moe_replicas=n_boot, mlp_replicas=n_boot)
-    stand_ins = make_peers(config, quick, random_state=seed, moe_replicas=0, mlp_replicas=0)
-    return models, {k: stand_ins[k] for k in ("single_mlp", "moe") if k in stand_ins}
+    stand_ins = {"moe": residual_model(config)}
+    if "single_mlp" in models:
+        stand_ins["single_mlp"] = clone(models["single_mlp"]).set_params(n_bootstrap=0)
+    return models, stand_ins
 
 
 def compare_with_peers(X: np.ndarray, P: np.ndarray, dates: Any, config: Any, quick: bool = False,

@@ -23,7 +23,6 @@ from sklearn.base import BaseEstimator, clone
 
 from wordle_moe import evaluation, metrics
 from wordle_moe.crossfit import fit_estimator, oof_residuals
-from wordle_moe.estimator import MoEDistributionRegressor
 from wordle_moe.intervals import bootstrap_summary, predictive_interval
 from wordle_moe.parallel import parallel_map
 from wordle_moe.paths import BUCKET_LABELS
@@ -253,8 +252,9 @@ def protocol_c_models(config: Any, B: int, quick: bool = False, seed: int = 0
     """(models, calibration stand-in) of the notebook's protocol C table: the peer line-up with the MoE ("moe", B
     replicas; QUICK keeps the two cheapest peers). The stand-in (one model) gives the inner-CV residuals."""
     from wordle_moe.baselines import make_peers
+    from wordle_moe.estimator import residual_model
 
-    return make_peers(config, quick, random_state=seed, moe_replicas=B), MoEDistributionRegressor.from_config(config)
+    return make_peers(config, quick, random_state=seed, moe_replicas=B), residual_model(config)
 
 
 def plot_forecast(frame: pd.DataFrame, title: str | None = None):

@@ -330,8 +330,8 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
     return model, info
 
 
-BASE_L2_GRID = (3e-3, 1e-2, 2e-2, 3e-2, 0.1)   # candidates of the inner CV (features are standardised)
-DELTA_L2_GRID = (0.3, 3.0, 30.0)
+BASE_L2_GRID = (3e-3, 1e-2, 3e-2)   # candidates of the inner CV (features are standardised)
+DELTA_L2_GRID = (0.3, 30.0)
 
 
 def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | None = None,

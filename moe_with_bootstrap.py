@@ -247,14 +247,16 @@ display(Image(OUT / "moe_training_history.png"))
 with run.section("evaluation"):
     comparison = evaluation.compare_with_peers(X, P, data.dates, CFG, quick=QUICK, seed=SEED, progress=True)
     report.write_table(comparison, OUT, "model_comparison.csv")
-show = [c for c in comparison.columns if c in ("protocol", "model", "mode", "n_folds") or c.endswith("_mean")]
+for protocol, mode in comparison.drop_duplicates("protocol")[["protocol", "mode"]].itertuples(index=False):
+    print(f"protocol {protocol}: {mode}")
+show = [c for c in comparison.columns if c in ("protocol", "model", "n_folds") or c.endswith("_mean")]
 display(comparison[show])
 
 # %% [markdown]
 # Lower is better for MAE, RPS, JS, KL, |Δ expected tries| and the largest bucket error (`max_error_pp`); higher is
 # better for `cosine_mean` and `r2_mean`; a coverage should sit near the nominal level (`BOOTSTRAP_CI`, 95%), and at
-# that coverage a narrower width is better. The `mode` column names each row's protocol (A: cross-validation, B: the
-# date cut-off). Within each protocol the best RPS comes first. A model that cannot beat
+# that coverage a narrower width is better. The `mode` column of the CSV names each row's protocol (A: cross-validation,
+# B: the date cut-off), printed above the table. Within each protocol the best RPS comes first. A model that cannot beat
 # `mean_distribution` has learned nothing about words.
 
 # %% [markdown]

@@ -132,12 +132,7 @@ def test_missing_or_outdated_model_tells_the_fix(model_dir, tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert "run `make run` first" in err and "--retrain" in err
     # a model whose training data changed since it was saved is refused, naming the file
-    data_file = tmp_path / "train.csv"
-    data_file.write_text("a\n")
-    saved = load_model(model_dir)
-    stale = save_model(tmp_path / "stale", saved.model, feature_names=saved.feature_names, data_files={"x": data_file},
-                       date_range=saved.date_range)
-    data_file.write_text("b\n")
+    stale = stale_model(model_dir, tmp_path)
     with pytest.raises(SystemExit):
         cli.main(["predict", "crane", "--model-dir", str(stale)])
     assert "training data 'x'" in capsys.readouterr().err
@@ -240,13 +235,19 @@ def test_retrain_warns_below_30_replicas(capsys):
     assert code == 0 and "warning: 2 replicas: the interval of the mean and the replica spread are rough" in err
 
 
-def test_no_verify_uses_a_model_whose_data_changed(model_dir, tmp_path, capsys):
+def stale_model(model_dir, tmp_path):
+    """A copy of the saved model whose training data file changed after it was saved."""
     data_file = tmp_path / "train.csv"
     data_file.write_text("a\n")
     saved = load_model(model_dir)
     stale = save_model(tmp_path / "stale", saved.model, feature_names=saved.feature_names, data_files={"x": data_file},
                        date_range=saved.date_range)
     data_file.write_text("b\n")
+    return stale
+
+
+def test_no_verify_uses_a_model_whose_data_changed(model_dir, tmp_path, capsys):
+    stale = stale_model(model_dir, tmp_path)
     with pytest.raises(SystemExit):
         cli.main(["predict", "crane", "--model-dir", str(stale)])
     assert "--no-verify" in capsys.readouterr().err

@@ -214,7 +214,7 @@ def default_goal(summary: pd.DataFrame, moe: str = "moe_bootstrap") -> dict:
 def default_grouping(ds, B: int, seed: int = 0) -> dict:
     """Grouping of the default bootstrap on all MCM words: ARI between replicas, ARI of each replica with the
     grouping it started from, and the smallest consensus group's share of the words."""
-    from wordle_moe import stability
+    from wordle_moe import agreement as stability
     from wordle_moe.bootstrap import fit_bootstrap
     from wordle_moe.config import MoEConfig
 

@@ -8,7 +8,7 @@ import torch
 from threadpoolctl import threadpool_info
 
 from tests.synthetic import softmax_linear_data
-from wordle_moe import bootstrap, evaluation, parallel
+from wordle_moe import bootstrap, crossfit, evaluation, parallel
 from wordle_moe.baselines import make_peers
 from wordle_moe.config import MoEConfig
 from wordle_moe.estimator import MoEDistributionRegressor
@@ -118,7 +118,7 @@ def test_evaluation_table_is_byte_identical_with_one_and_two_workers():
 def test_out_of_fold_residuals_are_byte_identical_with_one_and_two_workers():
     X, P = softmax_linear_data(50, 5, 2, scale=0.4)
     est = MoEDistributionRegressor.from_config(TINY)
-    r1 = evaluation.oof_residuals(est, X, P, cv=3, n_jobs=1)
-    r2 = evaluation.oof_residuals(est, X, P, cv=3, n_jobs=2)
+    r1 = crossfit.oof_residuals(est, X, P, cv=3, n_jobs=1)
+    r2 = crossfit.oof_residuals(est, X, P, cv=3, n_jobs=2)
     np.testing.assert_array_equal(r1, r2)
     np.testing.assert_allclose(r1.sum(axis=1), 0.0, atol=1e-9)  # P and P_hat both sum to 1 per row

@@ -175,17 +175,24 @@ def loss_terms(out: dict[str, Any], target: torch.Tensor, w_main: torch.Tensor, 
                expert_params: torch.Tensor, config: Any) -> dict[str, torch.Tensor]:
     """Every loss term plus their weighted total, each (R,)."""
     # shared by out_div and js: one pass, not two; routed (gate-weighted) or all-row means per DIVERSITY_SCOPE
-    gates = scope_gates(out, getattr(config, "diversity_scope", "routed"))
-    means = routed_mean_outputs(out["expert_outputs"], w, gates)
+    # a term whose coefficient is 0 is only logged: computed without a graph (its gradient was 0 x a finite
+    # number), so the backward pass skips it and every value and weight stays bit for bit the same
+    div_c, out_c, js_c, z_c = (config.expert_diversity_coef, config.expert_output_diversity_coef,
+                               config.expert_js_divergence_coef, config.z_loss_coef)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and (out_c != 0 or js_c != 0)):
+        gates = scope_gates(out, getattr(config, "diversity_scope", "routed"))
+        means = routed_mean_outputs(out["expert_outputs"], w, gates)
     y = with_expected_routing_gradient(out, target, getattr(config, "routing_ce_coef", 0.0))
-    terms = {
-        "main_loss": soft_cross_entropy(y, target, w_main),
-        "lb_loss": out["load_balance_loss"],
-        "div": parameter_diversity(expert_params),
-        "out_div": mean_pairwise_cosine(means),
-        "js": _js_of_means(means),
-        "z_loss": router_z_loss(out["gate_logits"], w),
-    }
+    grad = torch.is_grad_enabled()
+    terms = {"main_loss": soft_cross_entropy(y, target, w_main), "lb_loss": out["load_balance_loss"]}
+    with torch.set_grad_enabled(grad and div_c != 0):
+        terms["div"] = parameter_diversity(expert_params)
+    with torch.set_grad_enabled(grad and out_c != 0):
+        terms["out_div"] = mean_pairwise_cosine(means)
+    with torch.set_grad_enabled(grad and js_c != 0):
+        terms["js"] = _js_of_means(means)
+    with torch.set_grad_enabled(grad and z_c != 0):
+        terms["z_loss"] = router_z_loss(out["gate_logits"], w)
     terms["total_loss"] = total_loss(terms, config)
     return terms
 

@@ -171,8 +171,6 @@ def _run_converged(model: MoEModel, params: list[torch.nn.Parameter], data: dict
     Returns (history rows, the step each replica converged at, or the last step).
     """
     cfg, R = model.config, model.replicas
-    X, P, w, w_main = data["X"], data["P"], data["w"], data["w_main"]
-    Xv, Pv, wv = data["Xv"], data["Pv"], data["wv"]
     groups = param_groups(model, params)
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.0)
     base_lrs = [g["lr"] for g in opt.param_groups]
@@ -188,24 +186,24 @@ def _run_converged(model: MoEModel, params: list[torch.nn.Parameter], data: dict
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(bar, desc=desc, leave=False)
+    idx, cur, n_active = None, {}, R
     for step in bar:
         epoch = epoch0 + step
-        idx = None if bool(active.all()) else active.nonzero().squeeze(1)
-
-        def sub(t: torch.Tensor, idx: torch.Tensor | None = idx) -> torch.Tensor:
-            return t if idx is None or t.shape[0] == 1 else t[idx]
-
+        if not cur or int(active.sum()) != n_active:   # the active replicas' rows: copied when the set changes only
+            n_active = int(active.sum())
+            idx = None if n_active == R else active.nonzero().squeeze(1)
+            cur = {k: t if idx is None or t.shape[0] == 1 else t[idx] for k, t in data.items()}
         for g, lr0 in zip(opt.param_groups, base_lrs):
             g["lr"] = lr0 * decay ** step
         model.train()
-        out = model(sub(X), return_intermediate=True, weight=sub(w), idx=idx)
-        terms = loss_terms(out, sub(P), sub(w_main), sub(w), model.expert_parameters_flat(idx), cfg)
+        out = model(cur["X"], return_intermediate=True, weight=cur["w"], idx=idx)
+        terms = loss_terms(out, cur["P"], cur["w_main"], cur["w"], model.expert_parameters_flat(idx), cfg)
         obj = terms["total_loss"] + model.penalty(idx) + model.skip_penalty(idx)
         opt.zero_grad(set_to_none=True)
         obj.sum().backward()   # sum over replicas: each replica's gradient is its own
         opt.step()
         if hasattr(model.router, "update_state"):
-            model.router.update_state(out["dispatch"].detach(), out["expert_outputs"].detach(), sub(P), sub(w), idx,
+            model.router.update_state(out["dispatch"].detach(), out["expert_outputs"].detach(), cur["P"], cur["w"], idx,
                                       gate_scores=out["gate_scores"].detach())
         with torch.inference_mode():
             if idx is None:
@@ -215,12 +213,12 @@ def _run_converged(model: MoEModel, params: list[torch.nn.Parameter], data: dict
             look = (step + 1) % CHECK_EVERY == 0 or step == steps - 1
             if look:
                 model.eval()
-                v = soft_cross_entropy(model(sub(Xv), idx=idx, weight=sub(wv)), sub(Pv), sub(wv))
+                v = soft_cross_entropy(model(cur["Xv"], idx=idx, weight=cur["wv"]), cur["Pv"], cur["wv"])
                 if idx is None:
                     val = v.clone()
                 else:
                     val[idx] = v
-            ww = sub(w)
+            ww = cur["w"]
             routing = (out["gate_scores"] * ww.unsqueeze(-1)).sum(1) / ww.sum(1, keepdim=True)
             vals = torch.stack([terms[c] for c in LOG_COLUMNS[1:-1]], dim=1).mean(0).tolist()
             rows.append([epoch] + vals + [float(val[active].mean()) if look else float("nan")]

@@ -102,9 +102,14 @@ def pairwise_ari(labels: np.ndarray) -> np.ndarray:
     sizes = A.sum(axis=0).reshape(R, K)                                    # group sizes per replica
     together_both = 0.5 * (table * (table - 1)).sum(axis=(1, 3))           # Σ C(n_ij, 2)
     together = 0.5 * (sizes * (sizes - 1)).sum(axis=1)                     # Σ C(a_i, 2) per replica
-    tp = together_both
-    fn = together[:, None] - tp        # together in r, apart in s
-    fp = together[None, :] - tp        # apart in r, together in s
+    return _ari_from_pair_counts(together_both, together[:, None], together[None, :], n)
+
+
+def _ari_from_pair_counts(tp: np.ndarray, together_a: np.ndarray, together_b: np.ndarray, n: int) -> np.ndarray:
+    """ARI from word-pair counts: ``tp`` pairs together in both partitions, ``together_a``/``together_b`` pairs
+    together in each; 1 when the partitions agree on every pair (scikit-learn's convention)."""
+    fn = together_a - tp        # together in a, apart in b
+    fp = together_b - tp        # apart in a, together in b
     tn = n * (n - 1) / 2 - tp - fn - fp
     denom = (tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -124,12 +129,7 @@ def paired_ari(labels_a: np.ndarray, labels_b: np.ndarray) -> np.ndarray:
     tp = 0.5 * (table * (table - 1)).sum(axis=(1, 2))
     ta = 0.5 * (table.sum(2) * (table.sum(2) - 1)).sum(1)                 # pairs together in a
     tb = 0.5 * (table.sum(1) * (table.sum(1) - 1)).sum(1)                 # pairs together in b
-    fn, fp = ta - tp, tb - tp
-    tn = n * (n - 1) / 2 - tp - fn - fp
-    denom = (tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ari = np.where(denom > 0, 2.0 * (tp * tn - fn * fp) / np.where(denom > 0, denom, 1.0), 1.0)
-    return np.where((np.abs(fn) < 0.5) & (np.abs(fp) < 0.5), 1.0, ari)
+    return _ari_from_pair_counts(tp, ta, tb, n)
 
 
 def start_labels(model: Any, X: Any) -> np.ndarray:

@@ -64,7 +64,7 @@ def test_difficulty_gate_start_splits_the_replicas_own_rows_at_quantiles_easy_fi
     grouping.init_gate_by_difficulty(m, X, P, w)
     m.eval()
     with torch.no_grad():
-        z = m._standardise(X)
+        z = m.standardise(X)
         labels = m(X, return_intermediate=True)["top_k_indices"][..., 0].numpy()
     _, u = grouping.difficulty_scores(z, torch.as_tensor(P), torch.as_tensor(w))
     t = grouping.weighted_quantiles(u, torch.as_tensor(w), torch.arange(1, E, dtype=torch.float64) / E,

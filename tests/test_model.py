@@ -127,7 +127,7 @@ def test_constant_column_stays_unscaled_in_every_bootstrap_replica():
     np.testing.assert_allclose(m.x_std[:, 0].numpy(),
                                [np.sqrt(np.cov(X[:, 0], aweights=c, bias=True)) for c in counts], rtol=1e-5)
     x_new = np.array([[0.0, 0.0, 0.0, 0.0]])
-    z = m._standardise(x_new)
+    z = m.standardise(x_new)
     torch.testing.assert_close(z[:, 0, 3], torch.full((50,), -1.0))
 
 
@@ -139,7 +139,7 @@ def test_out_of_range_inputs_are_clipped_to_input_clip():
     mean, std = m.x_mean[0].numpy(), m.x_std[0].numpy()
     far = (mean + np.array([1e3, -1e3, 0, 0, 0, 0]) * std)[None]
     edge = (mean + np.array([5.0, -5.0, 0, 0, 0, 0]) * std)[None]
-    z = m._standardise(far)
+    z = m.standardise(far)
     assert z.abs().max().item() == pytest.approx(5.0)
     with torch.no_grad():
         torch.testing.assert_close(m(far)[0], m(edge)[0], rtol=1e-4, atol=1e-5)

@@ -60,7 +60,7 @@ def test_knob_needs_the_skip_path_and_training_uses_it():
                     lr=1e-12).validate()
     model, _ = fit_replicas(X, P, X, P, cfg, train_weight=np.ones((1, len(X))), val_weight=np.ones((1, len(X))))
     # after one step at a negligible learning rate the skip weights are still the L-BFGS solution
-    Z = model._standardise(X.astype(np.float32)).double().numpy()
+    Z = model.standardise(X.astype(np.float32)).double().numpy()
     W, _ = softmax_regressions(Z, P, np.ones((1, len(X))))
     np.testing.assert_allclose(model.expert_skip_w.detach().numpy()[0, 0], W[0], atol=1e-4)
     assert not np.allclose(W[0], 0)

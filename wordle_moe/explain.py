@@ -37,8 +37,8 @@ from .paths import BUCKET_LABELS
 def gate_inputs(model: Any, X: np.ndarray) -> torch.Tensor:
     """The gate's input (R, n, d): each replica's standardised inputs, clipped as in training."""
     x = torch.as_tensor(np.asarray(X, dtype=np.float32))
-    if hasattr(model, "_standardise"):
-        return model._standardise(x)
+    if hasattr(model, "standardise"):
+        return model.standardise(x)
     z = (x.unsqueeze(0) - model.x_mean.unsqueeze(1)) / model.x_std.unsqueeze(1)
     clip = model.config.input_clip
     return z.clamp(-clip, clip) if clip > 0 else z

@@ -90,7 +90,7 @@ def init_gate_by_difficulty(model: Any, X: Any, P: Any, weight: Any) -> None:
     E = cfg.num_experts
     w = torch.as_tensor(np.asarray(weight, dtype=np.float64))
     w = w.expand(model.replicas, -1) if w.dim() == 1 or w.shape[0] == 1 else w
-    z = model._standardise(np.asarray(X, dtype=np.float32)).expand(model.replicas, -1, -1)
+    z = model.standardise(np.asarray(X, dtype=np.float32)).expand(model.replicas, -1, -1)
     coef, u = difficulty_scores(z, torch.as_tensor(np.asarray(P, dtype=np.float64)), w)
     zm = (w.unsqueeze(-1) * z.double()).sum(1) / w.sum(1, keepdim=True).clamp_min(EPS)     # (R, d)
     t = weighted_quantiles(u, w, torch.arange(1, E, dtype=torch.float64) / E, midpoint=True)  # (R, E−1)

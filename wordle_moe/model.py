@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import MoEConfig
-from .losses import EPS
+from .losses import EPS, softmax_small
 from .paths import N_BUCKETS
 from .routers import make_router, overridden_rows
 from .streams import DROPOUT, INIT, leading_rows, numpy_stream, torch_stream
@@ -78,12 +78,6 @@ def init_replica(config: MoEConfig, d: int, replica: int = 0) -> dict[str, torch
                  gate_ln_w=torch.ones(H), gate_ln_b=torch.zeros(H),
                  gate_w2=_uniform(g, (H, E), H), gate_b2=_uniform(g, (E,), H))
     return p
-
-
-def _softmax_small(logits: torch.Tensor) -> torch.Tensor:
-    """Softmax over a short last axis (7 buckets), written out: ~3x faster than torch's kernel for it on CPU."""
-    e = (logits - logits.detach().amax(dim=-1, keepdim=True)).exp()
-    return e / e.sum(dim=-1, keepdim=True)
 
 
 def _mix(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
@@ -149,7 +143,7 @@ class MoEModel(nn.Module):
         self.x_std.copy_(torch.where(std > STD_FLOOR, std, torch.ones_like(std)).float())
         return self
 
-    def _standardise(self, x: Any, idx: torch.Tensor | None = None) -> torch.Tensor:
+    def standardise(self, x: Any, idx: torch.Tensor | None = None) -> torch.Tensor:
         """(x − mean) / std per replica, clipped to ±INPUT_CLIP: (R, n, d).
 
         The clip bounds extrapolation: a word 10σ outside the training range on some feature (or a
@@ -240,7 +234,7 @@ class MoEModel(nn.Module):
         if self.config.expert_skip:
             # (R, 1, n, d) @ (R, E, d, 7): the GLM path of every expert, not touched by dropout
             logits = logits + torch.matmul(z.unsqueeze(1), self._p(SKIP_PARAM, idx))
-        return _softmax_small(logits).transpose(1, 2)
+        return softmax_small(logits).transpose(1, 2)
 
     def _shared_base_outputs(self, z: torch.Tensor, idx: torch.Tensor | None, rows: list[int] | None
                              ) -> torch.Tensor:
@@ -249,20 +243,23 @@ class MoEModel(nn.Module):
         With one expert there is nothing to deviate from: the expert is the base (Δ, δ unused), so the model
         is exactly softmax regression.
         """
-        R, n, _ = z.shape
-        E = self.config.num_experts
-        base = torch.baddbmm(self._p("base_b", idx).unsqueeze(1), z, self._p("base_w", idx)).unsqueeze(1)
+        R, n, d = z.shape
+        E, C = self.config.num_experts, N_BUCKETS
+        base_w, base_b = self._p("base_w", idx), self._p("base_b", idx)
         if E == 1:
-            return _softmax_small(base).transpose(1, 2)
-        logits = base + torch.matmul(z.unsqueeze(1), self._p(SKIP_PARAM, idx)) \
-            + self._p("expert_b2", idx).unsqueeze(2)
+            return softmax_small(torch.baddbmm(base_b.unsqueeze(1), z, base_w)).unsqueeze(2)
+        # every expert's weights W_base + Δ_e side by side, (R, d, E·7): ONE matmul gives all experts' logits in the
+        # (R, n, E, 7) layout the mixture reads (z is never copied per expert)
+        w = (base_w.unsqueeze(2) + self._p(SKIP_PARAM, idx).transpose(1, 2)).reshape(R, d, E * C)
+        b = (base_b.unsqueeze(1) + self._p("expert_b2", idx)).reshape(R, 1, E * C)
+        logits = torch.baddbmm(b, z, w).view(R, n, E, C)
         if self.config.expert_mlp:
             H = self.config.hidden_size
             h = self._dropout_(self.activation(self._hidden_pre(z, idx)), rows, idx)
             scale = 1.0 / (1.0 - self.config.dropout) if self.training and self.config.dropout > 0 else 1.0
-            mlp = torch.bmm(h, self._p("expert_w2", idx).reshape(R * E, H, N_BUCKETS)) * scale
-            logits = logits + mlp.view(R, E, n, N_BUCKETS)
-        return _softmax_small(logits).transpose(1, 2)
+            mlp = torch.bmm(h, self._p("expert_w2", idx).reshape(R * E, H, C)) * scale
+            logits = logits + mlp.view(R, E, n, C).transpose(1, 2)
+        return softmax_small(logits)
 
     def penalty(self, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Ridge terms of the converged objective per replica, (R,): BASE_L2/2·||W_base||² + DELTA_L2/2·Σ_e
@@ -299,14 +296,16 @@ class MoEModel(nn.Module):
 
     # -- forward --------------------------------------------------------------------------------
     def forward(self, x: Any, return_intermediate: bool = False, weight: torch.Tensor | None = None,
-                idx: torch.Tensor | None = None):
+                idx: torch.Tensor | None = None, standardised: bool = False):
         """Mixture prediction (R, n, 7); with return_intermediate a dict of every routing quantity.
 
-        x is (n, d) raw features shared by all replicas or (R, n, d) one row set per replica.
+        x is (n, d) raw features shared by all replicas or (R, n, d) one row set per replica; with
+        ``standardised`` it is already ``standardise``'s output (the trainer computes that once per fit: the
+        standardiser and the clip do not change during training).
         ``weight`` (R, n) are row weights for the load statistics (bootstrap counts); default 1.
         ``idx`` restricts the computation to those replicas (the trainer skips stopped ones).
         """
-        z = self._standardise(x, idx)
+        z = x if standardised else self.standardise(x, idx)
         if idx is not None and z.shape[0] == 1 and len(idx) > 1:
             z = z.expand(len(idx), -1, -1)
         R, n, _ = z.shape
@@ -324,9 +323,10 @@ class MoEModel(nn.Module):
         if not return_intermediate:
             return y
         out = dict(routed)
-        out.update(gate_logits=logits, expert_outputs=experts, final_output=y,
-                   gate_top_k_indices=routed["gate_scores"].topk(self.config.top_k, dim=-1).indices,
-                   overridden=overridden_rows(routed["gate_scores"], routed["dispatch"], self.config.top_k))
+        out.update(gate_logits=logits, expert_outputs=experts, final_output=y)
+        if not self.training:   # read by the analysis, never by a training step
+            out.update(gate_top_k_indices=routed["gate_scores"].topk(self.config.top_k, dim=-1).indices,
+                       overridden=overridden_rows(routed["gate_scores"], routed["dispatch"], self.config.top_k))
         return out
 
     # -- training helpers -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import EPS, switch_load_balance
+from .losses import EPS, softmax_small, switch_load_balance
 from .streams import NOISE, leading_rows, torch_stream
 
 
@@ -66,7 +66,7 @@ class TopKRouter(nn.Module):
 
     def forward(self, logits: torch.Tensor, z: torch.Tensor, w: torch.Tensor,
                 idx: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        probs = logits.softmax(dim=-1)
+        probs = softmax_small(logits)
         select_by = self.selection_scores(probs.detach(), idx)
         gates, top, chosen = topk_gates(probs, self.top_k, select_by=select_by)
         dispatch = _dispatch(chosen, self.num_experts)

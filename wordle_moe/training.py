@@ -99,11 +99,11 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
     cfg, R = model.config, model.replicas
     X, P, w, w_main = data["X"], data["P"], data["w"], data["w_main"]
     Xv, Pv, wv = data["Xv"], data["Pv"], data["wv"]
-    opt = torch.optim.AdamW(param_groups(model, params), lr=cfg.lr, weight_decay=cfg.wd)
+    opt = torch.optim.AdamW(param_groups(model, params), lr=cfg.lr, weight_decay=cfg.wd, foreach=True)
     best_state = model.replica_state()
     with torch.no_grad():
         model.eval()
-        best_val = soft_cross_entropy(model(Xv), Pv, wv)
+        best_val = soft_cross_entropy(model(Xv, standardised=True), Pv, wv)
     best_epoch = np.full(R, epoch0 - 1)
     bad = torch.zeros(R, dtype=torch.long)
     active = torch.ones(R, dtype=torch.bool)
@@ -120,7 +120,7 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
             return t if idx is None or t.shape[0] == 1 else t[idx]
 
         model.train()
-        out = model(sub(X), return_intermediate=True, weight=sub(w), idx=idx)
+        out = model(sub(X), return_intermediate=True, weight=sub(w), idx=idx, standardised=True)
         terms = loss_terms(out, sub(P), sub(w_main), sub(w), model.expert_parameters_flat(idx), cfg)
         opt.zero_grad(set_to_none=True)
         loss = terms["total_loss"].sum()   # sum over replicas: each replica's gradient is its own
@@ -134,7 +134,7 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
         with torch.inference_mode():   # validation + bookkeeping: no autograd records at all
             model.eval()
             val = best_val.clone()
-            val_active = soft_cross_entropy(model(sub(Xv), idx=idx, weight=sub(wv)), sub(Pv), sub(wv))
+            val_active = soft_cross_entropy(model(sub(Xv), idx=idx, weight=sub(wv), standardised=True), sub(Pv), sub(wv))
             if idx is None:
                 val = val_active
             else:
@@ -172,7 +172,7 @@ def _run_converged(model: MoEModel, params: list[torch.nn.Parameter], data: dict
     """
     cfg, R = model.config, model.replicas
     groups = param_groups(model, params)
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.0, foreach=True)
     base_lrs = [g["lr"] for g in opt.param_groups]
     decay = LR_FINAL_SHARE ** (1.0 / max(steps, 1))
     final_state = model.replica_state()
@@ -196,7 +196,7 @@ def _run_converged(model: MoEModel, params: list[torch.nn.Parameter], data: dict
         for g, lr0 in zip(opt.param_groups, base_lrs):
             g["lr"] = lr0 * decay ** step
         model.train()
-        out = model(cur["X"], return_intermediate=True, weight=cur["w"], idx=idx)
+        out = model(cur["X"], return_intermediate=True, weight=cur["w"], idx=idx, standardised=True)
         terms = loss_terms(out, cur["P"], cur["w_main"], cur["w"], model.expert_parameters_flat(idx), cfg)
         obj = terms["total_loss"] + model.penalty(idx) + model.skip_penalty(idx)
         opt.zero_grad(set_to_none=True)
@@ -213,7 +213,8 @@ def _run_converged(model: MoEModel, params: list[torch.nn.Parameter], data: dict
             look = (step + 1) % CHECK_EVERY == 0 or step == steps - 1
             if look:
                 model.eval()
-                v = soft_cross_entropy(model(cur["Xv"], idx=idx, weight=cur["wv"]), cur["Pv"], cur["wv"])
+                v = soft_cross_entropy(model(cur["Xv"], idx=idx, weight=cur["wv"], standardised=True), cur["Pv"],
+                                       cur["wv"])
                 if idx is None:
                     val = v.clone()
                 else:
@@ -299,9 +300,12 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
     wv_full = val_weight * n_weights(n_reported_val, config.n_weighting, len(X_val))
     it, w = compact_rows(train_weight)
     iv, wv = compact_rows(val_weight)
-    data = {"X": _t(X_train[it]), "P": _t(P_train[it]), "w": _t(w),
-            "w_main": _t(np.take_along_axis(w_main, it, axis=1)),
-            "Xv": _t(X_val[iv]), "Pv": _t(P_val[iv]), "wv": _t(np.take_along_axis(wv_full, iv, axis=1))}
+    # inputs standardised (and clipped) once: the standardiser and the clip stay fixed while the replicas train
+    with torch.no_grad():
+        data = {"X": model.standardise(X_train[it]), "P": _t(P_train[it]), "w": _t(w),
+                "w_main": _t(np.take_along_axis(w_main, it, axis=1)),
+                "Xv": model.standardise(X_val[iv]), "Pv": _t(P_val[iv]),
+                "wv": _t(np.take_along_axis(wv_full, iv, axis=1))}
     run = _run_converged if config.training == "converged" else _run_phase
     rows, best = run(model, list(model.parameters()), data, config.max_epochs, 1, progress, "MoE joint")
     phase = ["joint"] * len(rows)

@@ -62,7 +62,7 @@ def warm_start_skip_path(model: Any, X: np.ndarray, P: np.ndarray, weight: np.nd
     """
     if not hasattr(model, "expert_skip_w"):
         raise ValueError("SKIP_INIT='softmax_regression' needs EXPERT_SKIP=True (the experts have no skip path)")
-    Z = model._standardise(np.asarray(X, dtype=np.float32)).double().numpy()   # (R, n, d), clipped like training
+    Z = model.standardise(np.asarray(X, dtype=np.float32)).double().numpy()   # (R, n, d), clipped like training
     weight = np.broadcast_to(np.atleast_2d(np.asarray(weight, dtype=np.float64)), (Z.shape[0], Z.shape[1]))
     W, b = softmax_regressions(Z, P, weight, alpha=alpha)
     E = model.expert_skip_w.shape[1]

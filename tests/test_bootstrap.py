@@ -139,3 +139,29 @@ def test_bootstrap_evaluate_coverage_and_width():
     assert ev["coverage"] == pytest.approx(inside.mean()) and ev["coverage"] < 1.0
     assert ev["mean_interval_width"] == pytest.approx((s["high"] - s["low"]).mean())
     assert ev["rps"] == pytest.approx(distribution_metrics(P_true, s["mean"])["rps"])
+
+
+def test_folds_in_one_batch_equal_a_bootstrap_per_fold():
+    """fit_bootstrap_folds: replicas f·B .. f·B+B−1 are fold f's bootstrap, replica for replica, with the ridge
+    strengths chosen by the inner CV on that fold's rows (nested)."""
+    from sklearn.model_selection import KFold
+
+    from wordle_moe.bootstrap import fit_bootstrap_folds, predict_bootstrap
+    from wordle_moe.training import predict_replicas
+
+    X, P = _data(n=48)
+    cfg = MoEConfig(max_epochs=120, penalty_cv=2, seed=3)
+    folds = list(KFold(3, shuffle=True, random_state=0).split(X))
+    B = 3
+    model = fit_bootstrap_folds(X, P, folds, config=cfg, B=B, seed=3)
+    assert model.replicas == 3 * B and model.replica_ids == [0, 1, 2] * 3
+    joint = predict_replicas(model, X)
+    for f, (tr, _) in enumerate(folds):
+        alone, info = fit_bootstrap(X[tr], P[tr], config=cfg, B=B, seed=3)
+        np.testing.assert_allclose(joint[f * B:(f + 1) * B], predict_bootstrap(alone, X), atol=2e-5)
+        chosen = info["config"]
+        assert model.penalty_base[f * B].item() == pytest.approx(chosen.base_l2)
+        assert model.penalty_delta[f * B].item() == pytest.approx(chosen.delta_l2)
+    with pytest.raises(ValueError, match="N_WEIGHTING"):
+        fit_bootstrap_folds(X, P, folds, config=cfg.replace(n_weighting="sqrt"), B=B, seed=3,
+                            n_reported=np.ones(len(X)))

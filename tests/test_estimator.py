@@ -309,3 +309,32 @@ def test_from_config_carries_every_knob():
     params = est.get_params()
     assert (params["random_state"], params["ci_level"], params["n_bootstrap"], params["calibration_cv"]) == (7, 0.9, 12, 0)
     assert est._config().replace(bootstrap_b=cfg.bootstrap_b) == cfg  # every other field round-trips
+
+
+@pytest.mark.parametrize("knobs", [dict(penalty_cv=0), dict(training="early_stopping", shared_base=False, dropout=0.2)])
+def test_fold_predictions_equal_one_clone_fitted_per_fold(knobs):
+    """All folds as one batched model (a replica per fold) give the held-out predictions of a clone fitted on each
+    fold's rows alone: converged shared-base default and the early-stopped MLP (its own validation split, dropout)."""
+    X, P = _data(n=60)
+    est = MoEDistributionRegressor(**FAST, **knobs)
+    folds = list(KFold(4, shuffle=True, random_state=0).split(X))
+    sw = np.random.default_rng(1).uniform(0.5, 2.0, len(X))
+    batched = est.fold_predictions(X, P, folds, sample_weight=sw)
+    assert len(batched) == 4
+    for (tr, te), pred in zip(folds, batched):
+        want = clone(est).fit(X[tr], P[tr], sample_weight=sw[tr]).predict(X[te])
+        assert pred.shape == (len(te), 7)
+        np.testing.assert_allclose(pred.sum(axis=1), 1.0, atol=1e-6)
+        np.testing.assert_allclose(pred, want, atol=2e-5)
+
+
+def test_fold_predictions_decline_where_a_fold_would_differ():
+    """Bootstrap replicas, an inner CV of the penalties or N_WEIGHTING scaled per fold: None (the caller clones)."""
+    X, P = _data(n=40)
+    folds = list(KFold(2, shuffle=True, random_state=0).split(X))
+    nr = np.arange(1, 41, dtype=float)
+    assert MoEDistributionRegressor(**FAST, n_bootstrap=2).fold_predictions(X, P, folds) is None
+    assert MoEDistributionRegressor(**FAST, penalty_cv=2).fold_predictions(X, P, folds) is None
+    assert MoEDistributionRegressor(**FAST, penalty_cv=0, n_weighting="sqrt").fold_predictions(
+        X, P, folds, n_reported=nr) is None
+    assert MoEDistributionRegressor(**FAST, penalty_cv=0, n_weighting="sqrt").fold_predictions(X, P, folds) is not None

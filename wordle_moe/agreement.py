@@ -24,6 +24,7 @@ import itertools
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -192,65 +193,74 @@ def expert_gaps(model: Any, X: Any) -> dict[str, np.ndarray]:
 
 
 def procedure_table(X: Any, P: Any, configs: Mapping[str, Any], *, cv: int = 3, B: int = 10, seed: int = 0,
-                    n_reported: Any | None = None, progress: bool = False) -> pd.DataFrame:
+                    n_reported: Any | None = None, progress: bool = False, n_jobs: int | None = None) -> pd.DataFrame:
     """Each named configuration trained as a B-replica bootstrap on the training words of ``cv`` folds (penalties
     by inner CV inside those words: nested), scored on the held-out words, its grouping read on ALL words.
 
     One row per configuration: held-out RPS of the bootstrap mean ± SE over words, the paired difference to the
     FIRST configuration ± SE, the mean pairwise ARI between the replicas' groupings and their ARI with the grouping
     each started from (fold means), the smallest expert's share of the words, and how far the experts are apart
-    (deviation norm and routed expected-tries gap, mean with a 5–95% range over all replicas).
+    (deviation norm and routed expected-tries gap, mean with a 5–95% range over all replicas). The configurations
+    run in ``n_jobs`` worker processes, each one's folds as one batched model (``bootstrap.fit_bootstrap_folds``).
     """
     from sklearn.model_selection import KFold
 
-    from .bootstrap import fit_bootstrap, predict_bootstrap
-    from .metrics import rps
+    from .parallel import parallel_map
 
     X, P = np.asarray(X, dtype=np.float64), np.asarray(P, dtype=np.float64)
     folds = list(KFold(cv, shuffle=True, random_state=seed).split(X))
-    per_word, rows = {}, []
-    items = list(configs.items())
-    if progress:
-        from tqdm.auto import tqdm
-        items = tqdm(items, desc="procedures", leave=False)
-    for name, cfg in items:
-        loss = np.zeros(len(X))
-        between, with_start, small, norms, gaps, same = [], [], [], [], [], []
-        for tr, te in folds:
-            nr = None if n_reported is None else np.asarray(n_reported)[tr]
-            models, _ = fit_bootstrap(X[tr], P[tr], config=cfg, B=B, seed=seed, n_reported=nr)
-            loss[te] = rps(P[te], predict_bootstrap(models, X[te]).mean(axis=0))
-            labels = primary_experts(replica_routing(models, X)["gates"])
-            between.append(mean_pairwise_ari(labels) if cfg.num_experts > 1 else np.nan)
-            with_start.append(float(ari_with_start(models, X).mean()) if cfg.num_experts > 1 else np.nan)
-            share = (labels[..., None] == np.arange(cfg.num_experts)).mean(axis=1)      # (B, E)
-            small.append(float(share.min(axis=1).mean()))
-            g = expert_gaps(models, X)
-            norms.append(g["deviation_norm"])
-            gaps.append(g["routed_tries_gap"])
-            same.append(g["same_word_tries_gap"])
-        per_word[name] = loss
-        diff = loss - per_word[next(iter(configs))]
-        nrm, gap, sw = np.concatenate(norms), np.concatenate(gaps), np.concatenate(same)
+    task = partial(_procedure_scores, X=X, P=P, folds=folds, B=B, seed=seed, n_reported=n_reported)
+    scored = parallel_map(task, list(configs.values()), n_jobs, desc="procedures", progress=progress)
+    first_loss = scored[0][0]
+    rows = []
+    for (name, cfg), (loss, row) in zip(configs.items(), scored):
+        diff = loss - first_loss
         rows.append({"procedure": name, "num_experts": cfg.num_experts, "top_k": cfg.top_k,
                      "gate_lr_scale": cfg.gate_lr_scale, "gate_init": cfg.gate_init,
                      "rps": float(loss.mean()), "rps_se": float(loss.std(ddof=1) / np.sqrt(len(loss))),
                      "rps_diff_vs_first": float(diff.mean()),
-                     "rps_diff_se": float(diff.std(ddof=1) / np.sqrt(len(diff))),
-                     "ari_between_replicas": float(np.nanmean(between)) if cfg.num_experts > 1 else np.nan,
-                     "ari_with_start": float(np.nanmean(with_start)) if cfg.num_experts > 1 else np.nan,
-                     "min_group_share": float(np.mean(small)),
-                     "deviation_norm": float(np.nanmean(nrm)) if np.isfinite(nrm).any() else np.nan,
-                     "deviation_norm_q05": float(np.nanquantile(nrm, .05)) if np.isfinite(nrm).any() else np.nan,
-                     "deviation_norm_q95": float(np.nanquantile(nrm, .95)) if np.isfinite(nrm).any() else np.nan,
-                     "routed_tries_gap": float(gap.mean()), "routed_tries_gap_q05": float(np.quantile(gap, .05)),
-                     "routed_tries_gap_q95": float(np.quantile(gap, .95)),
-                     "same_word_tries_gap": float(sw.mean()), "same_word_tries_gap_q05": float(np.quantile(sw, .05)),
-                     "same_word_tries_gap_q95": float(np.quantile(sw, .95)), "folds": cv, "B": B})
+                     "rps_diff_se": float(diff.std(ddof=1) / np.sqrt(len(diff))), **row, "folds": cv, "B": B})
     table = pd.DataFrame(rows)
     # better than the first row: lower RPS by more than two standard errors of the paired difference
     table["beats_first"] = (table["rps_diff_vs_first"] + 2 * table["rps_diff_se"]) < 0
     return table
+
+
+def _procedure_scores(cfg: Any, *, X: np.ndarray, P: np.ndarray, folds: list, B: int, seed: int,
+                      n_reported: Any | None) -> tuple[np.ndarray, dict[str, float]]:
+    """One configuration of ``procedure_table`` (a picklable task): per-word held-out RPS (n,) and its grouping and
+    expert-gap columns. Replicas f·B .. f·B+B−1 of the batched model are fold f's bootstrap."""
+    from .bootstrap import fit_bootstrap_folds
+    from .metrics import rps
+    from .training import predict_replicas
+
+    model = fit_bootstrap_folds(X, P, folds, config=cfg, B=B, seed=seed, n_reported=n_reported)
+    pred = predict_replicas(model, X)                                   # (F·B, n, 7)
+    labels = primary_experts(replica_routing(model, X)["gates"])        # (F·B, n)
+    start = ari_with_start(model, X) if cfg.num_experts > 1 else None
+    gaps = expert_gaps(model, X)
+    loss = np.zeros(len(X))
+    between, with_start, small = [], [], []
+    for f, (_, te) in enumerate(folds):
+        sl = slice(f * B, (f + 1) * B)
+        loss[te] = rps(P[te], pred[sl, te].mean(axis=0))
+        between.append(mean_pairwise_ari(labels[sl]) if cfg.num_experts > 1 else np.nan)
+        with_start.append(float(start[sl].mean()) if cfg.num_experts > 1 else np.nan)
+        share = (labels[sl, :, None] == np.arange(cfg.num_experts)).mean(axis=1)      # (B, E)
+        small.append(float(share.min(axis=1).mean()))
+    nrm, gap, sw = gaps["deviation_norm"], gaps["routed_tries_gap"], gaps["same_word_tries_gap"]
+    finite = np.isfinite(nrm).any()
+    return loss, {
+        "ari_between_replicas": float(np.nanmean(between)) if cfg.num_experts > 1 else np.nan,
+        "ari_with_start": float(np.nanmean(with_start)) if cfg.num_experts > 1 else np.nan,
+        "min_group_share": float(np.mean(small)),
+        "deviation_norm": float(np.nanmean(nrm)) if finite else np.nan,
+        "deviation_norm_q05": float(np.nanquantile(nrm, .05)) if finite else np.nan,
+        "deviation_norm_q95": float(np.nanquantile(nrm, .95)) if finite else np.nan,
+        "routed_tries_gap": float(gap.mean()), "routed_tries_gap_q05": float(np.quantile(gap, .05)),
+        "routed_tries_gap_q95": float(np.quantile(gap, .95)),
+        "same_word_tries_gap": float(sw.mean()), "same_word_tries_gap_q05": float(np.quantile(sw, .05)),
+        "same_word_tries_gap_q95": float(np.quantile(sw, .95))}
 
 
 def expert_count_comparison(X: Any, P: Any, config: Any, counts: Sequence[int] = (1, 2, 3, 4), **kw: Any

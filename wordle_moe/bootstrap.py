@@ -32,7 +32,8 @@ from .training import check_inputs, fit_replicas, predict_replicas, resolve_conf
 # replica only in the float32 rounding of padded row sums (~1e-8: the same replica as in one batch of B).
 BOOTSTRAP_CHUNK = 25
 
-__all__ = ["resample_counts", "oob_weights", "fit_bootstrap", "predict_bootstrap", "bootstrap_predict",
+__all__ = ["resample_counts", "oob_weights", "fit_bootstrap", "fit_bootstrap_folds", "predict_bootstrap",
+           "bootstrap_predict",
            "bootstrap_summary", "bootstrap_evaluate"]
 
 
@@ -113,6 +114,36 @@ def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None
     info = {"counts": counts, "best_epochs": best, "seconds": time.perf_counter() - start, "B": B, "seed": seed,
             "batched": batched, "config": cfg, "history": history, "penalty_cv": penalty_table}
     return models, info
+
+
+def fit_bootstrap_folds(X: Any, P: Any, folds: list[tuple[np.ndarray, np.ndarray]], *, config: MoEConfig, B: int,
+                        seed: int, n_reported: Any | None = None) -> MoEModel:
+    """One B-replica bootstrap per fold's training rows, every fold's replicas trained as ONE batched model: replicas
+    f·B .. f·B+B−1 are fold f's, each the replica ``fit_bootstrap(X[train_f], P[train_f], B=B, seed=seed)`` trains
+    (same resample, replica id, initial weights; equal up to float rounding), at a fraction of the cost of F
+    separate small fits. The ridge strengths are chosen per fold by the inner CV on that fold's training rows
+    (nested), then given to the fold's replicas. Needs N_WEIGHTING="none" (else each fold's weights would be
+    scaled over all rows): use ``fit_bootstrap`` per fold there."""
+    cfg = resolve_config(config)
+    if cfg.n_weighting != "none" and n_reported is not None:
+        raise ValueError("fit_bootstrap_folds needs N_WEIGHTING='none'; fit each fold with fit_bootstrap instead")
+    X, P = check_inputs(X, P, "train")
+    n, F = len(X), len(folds)
+    train_w, val_w = np.zeros((F * B, n)), np.zeros((F * B, n))
+    penalties: dict[str, list[float]] = {"base": [], "delta": [], "clip": []}
+    for f, (tr, _) in enumerate(folds):
+        counts = resample_counts(len(tr), B, seed)
+        train_w[f * B:(f + 1) * B, tr] = counts
+        val_w[f * B:(f + 1) * B, tr] = oob_weights(counts)
+        nr = None if n_reported is None else np.asarray(n_reported)[tr]
+        chosen, _ = select_penalties(X[tr], P[tr], cfg.replace(seed=seed), n_reported=nr)
+        penalties["base"] += [chosen.base_l2] * B
+        penalties["delta"] += [chosen.delta_l2] * B
+        penalties["clip"] += [chosen.input_clip] * B
+    model, _ = fit_replicas(X, P, X, P, cfg.replace(seed=seed), train_weight=train_w, val_weight=val_w,
+                            n_reported=n_reported, n_reported_val=n_reported, replica_ids=list(range(B)) * F,
+                            penalties={k: np.asarray(v) for k, v in penalties.items()})
+    return model
 
 
 def predict_bootstrap(models: list[MoEModel], X_pred: Any) -> np.ndarray:

@@ -70,7 +70,16 @@ def oof_residuals(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, *, cv:
     k = max(min(int(cv), len(X) // MIN_FOLD_ROWS), 2)
     resid = np.empty_like(P)
     folds = list(KFold(n_splits=k, shuffle=True, random_state=random_state).split(X))
-    task = partial(_residual_fold, estimator=estimator, X=X, P=P, sample_weight=sample_weight, n_reported=n_reported)
-    for (_, te), fold_resid in zip(folds, parallel_map(task, folds, n_jobs)):
+    # an estimator that can fit all folds at once (the MoE: one batched model, a replica per fold) says so by
+    # returning their held-out predictions; any other is cloned per fold, the folds in worker processes
+    batched = getattr(estimator, "fold_predictions", None)
+    held_out = batched(X, P, folds, sample_weight=sample_weight, n_reported=n_reported) if batched else None
+    if held_out is not None:
+        fold_resids = [P[te] - pred for (_, te), pred in zip(folds, held_out)]
+    else:
+        task = partial(_residual_fold, estimator=estimator, X=X, P=P, sample_weight=sample_weight,
+                       n_reported=n_reported)
+        fold_resids = parallel_map(task, folds, n_jobs)
+    for (_, te), fold_resid in zip(folds, fold_resids):
         resid[te] = fold_resid
     return resid

@@ -154,6 +154,35 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
                                                 random_state=self.random_state)
         return self
 
+    def fold_predictions(self, X: np.ndarray, P: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], *,
+                         sample_weight: np.ndarray | None = None, n_reported: np.ndarray | None = None
+                         ) -> list[np.ndarray] | None:
+        """Held-out predictions of one single model per (train, test) fold, all folds trained as ONE batched model
+        (replica f: fold f's training rows, replica id 0 like a lone fit), the same models as ``clone(self).fit`` per
+        fold up to float rounding. None where that equivalence does not hold (bootstrap replicas, an inner CV of
+        the penalties, or an N_WEIGHTING scaled over each fold's own rows): the caller then fits clones."""
+        cfg = self._config()
+        inner_cv = cfg.training == "converged" and cfg.penalty_cv >= 2
+        if (self.n_bootstrap or 0) > 0 or inner_cv or (cfg.n_weighting != "none" and n_reported is not None):
+            return None
+        X, P = check_inputs(X, P, "fit")
+        n = len(X)
+        sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        train_w, val_w = np.zeros((len(folds), n)), np.zeros((len(folds), n))
+        for f, (tr, _) in enumerate(folds):
+            fit_rows, val_rows = validation_split(len(tr), cfg.val_fraction, self.random_state)
+            if cfg.training == "converged":   # as in fit: every row trains, the split is only logged
+                fit_rows = np.arange(len(tr))
+            train_w[f, tr[fit_rows]] = sw[tr[fit_rows]]
+            val_w[f, tr[val_rows]] = sw[tr[val_rows]]
+        if np.any(train_w.sum(axis=1) <= 0) or np.any(val_w.sum(axis=1) <= 0):
+            return None   # fit's own error message names the problem
+        nr = None if n_reported is None else np.asarray(n_reported, dtype=float)
+        model, _ = fit_replicas(X, P, X, P, cfg, train_weight=train_w, val_weight=val_w, n_reported=nr,
+                                n_reported_val=nr, replica_ids=[0] * len(folds))
+        pred = predict_replicas(model, X)
+        return [pred[f, te] for f, (_, te) in enumerate(folds)]
+
     def _X(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
         return validate_data(self, X, dtype=np.float64, reset=False)

@@ -324,7 +324,7 @@ class MoEModel(nn.Module):
             return y
         out = dict(routed)
         out.update(gate_logits=logits, expert_outputs=experts, final_output=y)
-        if not self.training:   # read by the analysis, never by a training step
+        if not (self.training and torch.is_grad_enabled()):   # read by the analysis, never by a training step
             out.update(gate_top_k_indices=routed["gate_scores"].topk(self.config.top_k, dim=-1).indices,
                        overridden=overridden_rows(routed["gate_scores"], routed["dispatch"], self.config.top_k))
         return out

@@ -182,15 +182,16 @@ def protocol_c_comparison(models: Mapping[str, BaseEstimator], moe_name: str, X:
     X, P = np.asarray(X, dtype=float), np.asarray(P, dtype=float)
     train, test = evaluation.protocol_c_split(dates, populations)
     draws = day_resamples(len(test), n_day_draws, seed)
-    # the MoE's calibration residuals first (their folds in parallel), then every model's fit in parallel
+    # the MoE's calibration residuals first (its folds as one batched fit), then the MoE, then the peers in parallel
     nr = None if n_reported is None else np.asarray(n_reported)[train]
     inner = calibration_estimator if calibration_estimator is not None else models[moe_name]
     resid = population_residuals(inner, X[train], P[train], np.asarray(populations)[train], "wordlebot", cv=cv,
                                  seed=seed, n_reported=nr)
     task = partial(_protocol_c_fit, models=dict(models), moe_name=moe_name, X=X, P=P, populations=populations,
                    train=train, test=test, ci_level=ci_level, seed=seed, n_reported=n_reported, residuals=resid)
-    order = [moe_name, *(name for name in models if name != moe_name)]  # the longest fit starts first
-    results = dict(zip(order, parallel_map(task, order)))
+    # the MoE in this process: its own inner CV and bootstrap chunks spread over the workers; then the peers
+    peers = [name for name in models if name != moe_name]
+    results = {moe_name: task(moe_name), **dict(zip(peers, parallel_map(task, peers)))}
     fc = results[moe_name][2]
     rows, preds = [], {}
     for name in models:

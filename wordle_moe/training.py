@@ -9,6 +9,7 @@ early-stopping point); ``train_moe`` is the R=1 public entry point.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from .grouping import (
 from .losses import loss_terms, n_weights, soft_cross_entropy
 from .metrics import distribution_metrics
 from .model import MoEModel
+from .parallel import chunks, parallel_map
 
 LOG_COLUMNS = ["epoch", "total_loss", "main_loss", "lb_loss", "div", "out_div", "js", "z_loss", "val_loss"]
 CHECK_EVERY = 20          # converged training: steps between two looks at a replica's objective
@@ -334,6 +336,10 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
 
 BASE_L2_GRID = (3e-3, 1e-2, 3e-2)   # candidates of the inner CV (features are standardised)
 DELTA_L2_GRID = (0.3, 30.0)
+# (fold, candidate) replicas per batched task of the inner CV, at most: the tasks depend on the grid and the folds
+# alone (never on the number of workers), so the choice is the same for any N_JOBS; ~30 replicas keep a step's
+# fixed cost small beside its arithmetic while two cores share the 60 fits of the default grid
+PENALTY_CHUNK = 30
 
 
 def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | None = None,
@@ -342,8 +348,9 @@ def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | 
     only (``pick_penalties``: the one-standard-error rule towards the configured values); returns the config with
     them set, and the table of candidates (mean held-out RPS and its standard error over the folds).
 
-    Every (fold, candidate) pair is one replica of ONE batched converged fit, each replica with its own ridge
-    strengths (replica ids = the pair's index, seed = SEED). With one expert only BASE_L2 is searched. With
+    Every (fold, candidate) pair is one replica of a batched converged fit, each replica with its own ridge
+    strengths (replica ids = the pair's index, seed = SEED); the pairs train in chunks of PENALTY_CHUNK, one per
+    worker process. With one expert only BASE_L2 is searched. With
     PENALTY_CV = 0 or TRAINING="early_stopping" the config comes back unchanged (and the table empty).
     """
     from sklearn.model_selection import KFold
@@ -365,9 +372,8 @@ def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | 
     pairs = [(f, c) for f in range(len(folds)) for c in range(len(cands))]
     weight = np.stack([masks[f] * sw for f, _ in pairs])
     pen = {k: np.array([cands[c][i] for _, c in pairs]) for i, k in enumerate(("base", "delta", "clip"))}
-    model, _ = fit_replicas(X, P, X, P, config, train_weight=weight, val_weight=weight, n_reported=n_reported,
-                            n_reported_val=n_reported, penalties=pen)
-    pred = predict_replicas(model, X)
+    task = partial(_penalty_chunk, X=X, P=P, config=config, weight=weight, penalties=pen, n_reported=n_reported)
+    pred = np.concatenate(parallel_map(task, chunks(len(pairs), PENALTY_CHUNK)), axis=0)
     scores = np.full((len(folds), len(cands)), np.nan)
     for r, (f, c) in enumerate(pairs):
         te = folds[f][1]
@@ -379,6 +385,16 @@ def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | 
     table["chosen"] = np.arange(len(table)) == best
     b, d, c = cands[best]
     return config.replace(base_l2=float(b), delta_l2=float(d), input_clip=float(c)), table
+
+
+def _penalty_chunk(ids: range, *, X: np.ndarray, P: np.ndarray, config: MoEConfig, weight: np.ndarray,
+                   penalties: dict[str, np.ndarray], n_reported: Any | None) -> np.ndarray:
+    """Predictions (len(ids), n, 7) of the inner-CV replicas ``ids`` trained as one batched model (a picklable task)."""
+    sl = slice(ids.start, ids.stop)
+    model, _ = fit_replicas(X, P, X, P, config, train_weight=weight[sl], val_weight=weight[sl], n_reported=n_reported,
+                            n_reported_val=n_reported, replica_ids=list(ids),
+                            penalties={k: v[sl] for k, v in penalties.items()})
+    return predict_replicas(model, X)
 
 
 def pick_penalties(table: pd.DataFrame, prior_base_l2: float, prior_clip: float | None = None) -> int:

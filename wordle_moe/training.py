@@ -340,6 +340,10 @@ DELTA_L2_GRID = (0.3, 30.0)
 # alone (never on the number of workers), so the choice is the same for any N_JOBS; ~30 replicas keep a step's
 # fixed cost small beside its arithmetic while two cores share the 60 fits of the default grid
 PENALTY_CHUNK = 30
+# the inner CV's fits only RANK the candidates: they stop at this multiple of CONVERGE_TOL. On the 16 outer training
+# sets of protocols A and B the choice was the same as at CONVERGE_TOL itself in 16 of 16, at 52% of the CPU time
+# (benchmarks/inner_cv_tolerance.py)
+PENALTY_TOL_FACTOR = 10.0
 
 
 def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | None = None,
@@ -350,7 +354,7 @@ def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | 
 
     Every (fold, candidate) pair is one replica of a batched converged fit, each replica with its own ridge
     strengths (replica ids = the pair's index, seed = SEED); the pairs train in chunks of PENALTY_CHUNK, one per
-    worker process. With one expert only BASE_L2 is searched. With
+    worker process, each to PENALTY_TOL_FACTOR × CONVERGE_TOL. With one expert only BASE_L2 is searched. With
     PENALTY_CV = 0 or TRAINING="early_stopping" the config comes back unchanged (and the table empty).
     """
     from sklearn.model_selection import KFold
@@ -372,7 +376,8 @@ def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | 
     pairs = [(f, c) for f in range(len(folds)) for c in range(len(cands))]
     weight = np.stack([masks[f] * sw for f, _ in pairs])
     pen = {k: np.array([cands[c][i] for _, c in pairs]) for i, k in enumerate(("base", "delta", "clip"))}
-    task = partial(_penalty_chunk, X=X, P=P, config=config, weight=weight, penalties=pen, n_reported=n_reported)
+    ranking = config.replace(converge_tol=config.converge_tol * PENALTY_TOL_FACTOR)
+    task = partial(_penalty_chunk, X=X, P=P, config=ranking, weight=weight, penalties=pen, n_reported=n_reported)
     pred = np.concatenate(parallel_map(task, chunks(len(pairs), PENALTY_CHUNK)), axis=0)
     scores = np.full((len(folds), len(cands)), np.nan)
     for r, (f, c) in enumerate(pairs):

@@ -12,7 +12,7 @@ Pipelines or inside the estimator, and interval calibration uses only training r
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -142,16 +142,17 @@ def evaluate_fold(estimator: BaseEstimator, X: np.ndarray, P: np.ndarray, train:
     return row, P_pred
 
 
-def _tasks(models: Mapping[str, BaseEstimator], splits: list) -> Iterator[tuple[str, int, np.ndarray, np.ndarray]]:
-    for fold, tr, te in splits:
-        for name in models:
-            yield name, fold, tr, te
+def _tasks(models: Mapping[str, BaseEstimator], splits: Mapping[str, list]
+           ) -> list[tuple[str, str, int, np.ndarray, np.ndarray]]:
+    """Every (protocol, model, fold), in table order."""
+    return [(protocol, name, fold, tr, te) for protocol, folds in splits.items() for fold, tr, te in folds
+            for name in models]
 
 
-def _fold_task(task: tuple[str, int, np.ndarray, np.ndarray], *, models: Mapping[str, BaseEstimator],
+def _fold_task(task: tuple[str, str, int, np.ndarray, np.ndarray], *, models: Mapping[str, BaseEstimator],
                calibration_estimators: Mapping[str, BaseEstimator], **kwargs: Any) -> tuple[dict[str, float], np.ndarray]:
-    """One (model, fold) of ``evaluate_models``: a picklable task for ``parallel_map``."""
-    name, fold, tr, te = task
+    """One (protocol, model, fold) of ``evaluate_models``: a picklable task for ``parallel_map``."""
+    _, name, fold, tr, te = task
     return evaluate_fold(models[name], train=tr, test=te, calibration_estimator=calibration_estimators.get(name), seed=fold,
                          **kwargs)
 
@@ -161,16 +162,18 @@ def evaluate_models(models: Mapping[str, BaseEstimator], X: np.ndarray, P: np.nd
                     n_reported: np.ndarray | None = None, ci_level: float = 0.95,
                     calibrate: bool = True, inner_cv: int = 5,
                     calibration_estimators: Mapping[str, BaseEstimator] | None = None,
-                    splits: list | None = None, words: Any = None, return_predictions: bool = False,
-                    progress: bool = True, n_jobs: int | None = None) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+                    splits: list | Mapping[str, list] | None = None, words: Any = None,
+                    return_predictions: bool = False, progress: bool = True, n_jobs: int | None = None
+                    ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Score every model on the same folds of ``protocol``; one row per (model, protocol, fold).
 
-    ``n_reported`` (reported results per word) reaches estimators whose fit accepts it (the MoE's N_WEIGHTING).
-    ``calibration_estimators`` may give a cheaper stand-in per model for the inner-CV residuals
+    ``splits`` may also map several protocols to their folds ({"A": [...], "B": [...]}): all their fits then share
+    one pool of workers. ``n_reported`` (reported results per word) reaches estimators whose fit accepts it (the
+    MoE's N_WEIGHTING). ``calibration_estimators`` may give a cheaper stand-in per model for the inner-CV residuals
     (e.g. fewer bootstrap replicas); by default the model itself is used.
     With ``return_predictions`` also returns the out-of-fold predictions in long form.
-    The (model, fold) fits run in ``n_jobs`` worker processes (default: ``parallel.n_jobs_in_force``); the table
-    is the same for any number of workers.
+    The (protocol, model, fold) fits run in ``n_jobs`` worker processes (default: ``parallel.n_jobs_in_force``),
+    the dearest first (the line-up lists the cheapest models first); the table is the same for any number of workers.
     """
     X = np.asarray(X, dtype=float)
     P = np.asarray(P, dtype=float)
@@ -179,22 +182,29 @@ def evaluate_models(models: Mapping[str, BaseEstimator], X: np.ndarray, P: np.nd
     if not models:
         raise ValueError("no models to evaluate")
     protocol = str(protocol).upper()
-    splits = splits if splits is not None else protocol_splits(protocol, len(X), dates)
+    if not isinstance(splits, Mapping):
+        splits = {protocol: splits if splits is not None else protocol_splits(protocol, len(X), dates)}
     calibration_estimators = dict(calibration_estimators or {})
     rows, preds = [], []
-    tasks = list(_tasks(models, splits))
+    tasks = _tasks(models, splits)
+    rank = {name: i for i, name in enumerate(reversed(list(models)))}
+    order = sorted(range(len(tasks)), key=lambda i: rank[tasks[i][1]])     # stable: table order within a model
     task = partial(_fold_task, models=dict(models), calibration_estimators=calibration_estimators, X=X, P=P,
                    sample_weight=sample_weight, n_reported=n_reported, ci_level=ci_level, calibrate=calibrate,
                    inner_cv=inner_cv)
-    results = parallel_map(task, tasks, n_jobs, desc=f"protocol {protocol}", progress=progress)
-    for (name, fold, _, te), (row, P_pred) in zip(tasks, results):
-        rows.append({"model": name, "protocol": protocol, "fold": fold, **row})
+    done = parallel_map(task, [tasks[i] for i in order], n_jobs, desc=f"protocol {'+'.join(splits)}",
+                        progress=progress)
+    results = [None] * len(tasks)
+    for i, result in zip(order, done):
+        results[i] = result
+    for (prot, name, fold, _, te), (row, P_pred) in zip(tasks, results):
+        rows.append({"model": name, "protocol": prot, "fold": fold, **row})
         if return_predictions:
             frame = pd.DataFrame(P_pred, columns=[f"pred_{k}" for k in range(7)])
             frame.insert(0, "row", te)
             if words is not None:
                 frame.insert(1, "word", np.asarray(words)[te])
-            preds.append(frame.assign(model=name, protocol=protocol, fold=fold))
+            preds.append(frame.assign(model=name, protocol=prot, fold=fold))
     table = pd.DataFrame(rows)
     if return_predictions:
         return table, pd.concat(preds, ignore_index=True)
@@ -255,10 +265,10 @@ def compare_with_peers(X: np.ndarray, P: np.ndarray, dates: Any, config: Any, qu
     splits = {"B": protocol_splits("B", len(X), dates)}
     if not quick:
         splits["A"] = protocol_splits("A", len(X), n_repeats=repeats_a, random_state=seed)
-    tables = [evaluate_models(models, X, P, dates, protocol=p, splits=splits[p], calibrate=not quick,
-                              ci_level=config.bootstrap_ci, calibration_estimators=stand_ins, progress=progress)
-              for p in sorted(splits)]
-    summary = rank_models(summarise(pd.concat(tables, ignore_index=True)))
+    # every protocol's fits in one pool of workers (the dearest first), in the table order of before
+    table = evaluate_models(models, X, P, dates, splits={p: splits[p] for p in sorted(splits)}, calibrate=not quick,
+                            ci_level=config.bootstrap_ci, calibration_estimators=stand_ins, progress=progress)
+    summary = rank_models(summarise(table))
     labels = {"A": f"protocol A: 5-fold CV x {repeats_a}",  # each row carries its own protocol's label
               "B": f"protocol B: words before {FORECAST_CUTOFF.date()} train, later words test"}
     summary.insert(2, "mode", [f"{'quick' if quick else 'full'}, {labels[p]}" for p in summary["protocol"]])

@@ -31,6 +31,26 @@ def test_results_come_back_in_item_order_with_two_workers():
     assert parallel.parallel_map(_slow_square, [], n_jobs=2) == []
 
 
+def _pid(_: object) -> int:
+    import os
+
+    time.sleep(0.1)   # long enough for both workers to take a task
+    return os.getpid()
+
+
+def test_maps_of_any_size_and_the_search_reuse_one_pool_of_workers():
+    """A map of 2 tasks, the search's own joblib call (under shared_pool_config) and a map of 4 run in the SAME
+    two worker processes: no pool is started twice in a run."""
+    import joblib
+
+    first = set(parallel.parallel_map(_pid, range(4), n_jobs=2))
+    assert len(first) == 2
+    with parallel.shared_pool_config():
+        search = set(joblib.Parallel(n_jobs=2)(joblib.delayed(_pid)(i) for i in range(4)))
+    assert search == first
+    assert set(parallel.parallel_map(_pid, range(2), n_jobs=2)) <= first
+
+
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_every_task_runs_with_one_torch_and_blas_thread_and_no_nested_pool(n_jobs):
     torch.set_num_threads(2)

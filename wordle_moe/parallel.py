@@ -82,6 +82,22 @@ def _run_task(fn: Callable[..., Any], item: Any, threads: int) -> Any:
         _in_worker = old_flag
 
 
+def shared_pool_config() -> Any:
+    """The joblib settings of every map here: loky workers with THREADS_PER_TASK threads each, so all maps of a run
+    reuse ONE pool (a map under other settings makes loky start a new pool: ~2 s and every import again). Another
+    backend the caller made active (e.g. dask) is left in force."""
+    import contextlib
+
+    import joblib
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    if type(backend).__name__ != "LokyBackend":
+        return contextlib.nullcontext()
+    # max_nbytes=None: arguments are pickled, never memory-mapped read-only (torch warns on those)
+    return joblib.parallel_config(backend="loky", inner_max_num_threads=THREADS_PER_TASK, max_nbytes=None)
+
+
 def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any], n_jobs: int | str | None = None, *,
                  threads: int = THREADS_PER_TASK, desc: str | None = None, progress: bool = False) -> list[Any]:
     """``[fn(item) for item in items]``, computed in up to ``n_jobs`` worker processes, results in item order.
@@ -91,7 +107,8 @@ def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any], n_jobs: int | s
     everything runs in this process, with the same thread settings as in a worker.
     """
     tasks: Sequence[Any] = list(items)
-    workers = min(n_jobs_in_force(n_jobs), len(tasks))
+    # the pool keeps its size whatever the number of tasks: loky resizes (restarts workers) on any change
+    workers = n_jobs_in_force(n_jobs) if len(tasks) > 1 else 1
     from tqdm.auto import tqdm  # looked up at call time: the notebook may have swapped the bar class
 
     bar = tqdm(total=len(tasks), desc=desc, disable=not progress, leave=False)
@@ -105,9 +122,8 @@ def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any], n_jobs: int | s
         import joblib
 
         results = []
-        with joblib.parallel_config(backend="loky", inner_max_num_threads=threads):
-            # max_nbytes=None: arguments are pickled, never memory-mapped read-only (torch warns on those)
-            parallel = joblib.Parallel(n_jobs=workers, return_as="generator", max_nbytes=None)
+        with joblib.parallel_config(backend="loky", inner_max_num_threads=threads, max_nbytes=None):
+            parallel = joblib.Parallel(n_jobs=workers, return_as="generator")   # shared_pool_config's pool
             for result in parallel(joblib.delayed(_run_task)(fn, item, threads) for item in tasks):
                 results.append(result)
                 bar.update(1)

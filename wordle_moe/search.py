@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from wordle_moe import agreement, metrics
 from wordle_moe.config import ROUTERS, ConfigError, MoEConfig
 from wordle_moe.crossfit import validation_split
+from wordle_moe.parallel import shared_pool_config
 
 # the four routers of the product (config.ROUTERS may hold extra engine variants, e.g. aux_free_bias); the knob
 # grids are the GRID_* knobs of moe_booststrap.py, passed in as arguments
@@ -257,9 +258,10 @@ def _run_parallel(tasks: list, n_jobs: int | None, desc: str, progress: bool) ->
     results: list[dict[str, Any]] = []
     bar = tqdm(total=len(tasks), desc=desc, disable=not progress)
     try:
-        for row in joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
-            results.append(row)
-            bar.update(1)
+        with shared_pool_config():   # the run's one pool of workers, not a second one
+            for row in joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
+                results.append(row)
+                bar.update(1)
     except ValueError as err:  # backends without generator support: collect the list at once
         if "generator" not in str(err):
             raise

@@ -311,7 +311,9 @@ class MoEModel(nn.Module):
         R, n, _ = z.shape
         w = torch.ones(R, n) if weight is None else weight
         logits = self.gate_logits(z, idx)
-        experts = self.expert_outputs(z, idx, leading_rows(w) if self.training else None)
+        mlp = not self.config.shared_base or self.config.expert_mlp   # the experts' MLP: the only dropout there is
+        rows = leading_rows(w) if self.training and mlp and self.config.dropout > 0 else None
+        experts = self.expert_outputs(z, idx, rows)
         routed = self.router(logits, z, w, idx) if idx is not None else self.router(logits, z, w)
         y = _mix(routed["gates"], experts)
         if self.straight_through and torch.is_grad_enabled():

@@ -101,7 +101,7 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
     cfg, R = model.config, model.replicas
     X, P, w, w_main = data["X"], data["P"], data["w"], data["w_main"]
     Xv, Pv, wv = data["Xv"], data["Pv"], data["wv"]
-    opt = torch.optim.AdamW(param_groups(model, params), lr=cfg.lr, weight_decay=cfg.wd, foreach=True)
+    opt = torch.optim.AdamW(param_groups(model, params), lr=cfg.lr, weight_decay=cfg.wd, fused=True)
     best_state = model.replica_state()
     with torch.no_grad():
         model.eval()
@@ -174,7 +174,7 @@ def _run_converged(model: MoEModel, params: list[torch.nn.Parameter], data: dict
     """
     cfg, R = model.config, model.replicas
     groups = param_groups(model, params)
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.0, foreach=True)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.0, fused=True)
     base_lrs = [g["lr"] for g in opt.param_groups]
     decay = LR_FINAL_SHARE ** (1.0 / max(steps, 1))
     final_state = model.replica_state()

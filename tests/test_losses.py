@@ -202,3 +202,25 @@ def test_loss_terms_use_the_configured_scope():
     routed = losses.loss_terms(out, P, w, w, params, MoEConfig())["js"]
     every = losses.loss_terms(out, P, w, w, params, MoEConfig(diversity_scope="all"))["js"]
     assert not torch.allclose(routed, every)
+
+
+def test_zero_weight_terms_are_logged_only_when_asked_and_never_change_the_total():
+    """diagnostics=False leaves a term with coefficient 0 uncomputed (NaN) and the total bit for bit the same; a term
+    with a coefficient is always computed and counted."""
+    rng = np.random.default_rng(6)
+    outs = _t(_dist(rng, (2, 8, 2, 7))).float()
+    gates = torch.zeros(2, 8, 2)
+    gates[:, :4, 0], gates[:, 4:, 1] = 1.0, 1.0
+    out = {"expert_outputs": outs, "gates": gates, "gate_scores": gates,
+           "final_output": (gates.unsqueeze(-1) * outs).sum(2), "load_balance_loss": torch.ones(2),
+           "gate_logits": torch.randn(2, 8, 2)}
+    P, w, params = torch.full((8, 7), 1 / 7), torch.ones(2, 8), torch.randn(2, 2, 5)
+    cfg = MoEConfig(expert_js_divergence_coef=0.5)
+    full = losses.loss_terms(out, P, w, w, params, cfg)
+    slim = losses.loss_terms(out, P, w, w, params, cfg, diagnostics=False)
+    for name in ("div", "out_div", "z_loss"):
+        assert torch.isfinite(full[name]).all() and torch.isnan(slim[name]).all()
+    torch.testing.assert_close(slim["js"], full["js"], rtol=0, atol=0)
+    assert torch.equal(slim["total_loss"], full["total_loss"])
+    want = full["main_loss"] + cfg.aux_loss_weight * full["lb_loss"] + 0.5 * full["js"]
+    torch.testing.assert_close(full["total_loss"], want)

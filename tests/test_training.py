@@ -217,3 +217,23 @@ def test_penalties_are_chosen_by_inner_cv_on_the_given_rows_only():
     assert same == MoEConfig(penalty_cv=0) and empty.empty
     one, t1 = select_penalties(X, P, MoEConfig(num_experts=1, top_k=1, max_epochs=150))
     assert len(t1) == 2 * len(BASE_L2_GRID)
+
+
+def test_zero_weight_terms_are_logged_every_log_every_steps_and_leave_the_weights_unchanged():
+    """log_every=1 logs the diversity terms at every step; the default logs them every CHECK_EVERY steps (NaN
+    between) and trains bit for bit the same weights."""
+    from wordle_moe.training import CHECK_EVERY, fit_replicas
+
+    X, P = softmax_linear_data(40, 4, 0, scale=0.4)
+    cfg = MoEConfig(max_epochs=60, penalty_cv=0)
+    w = np.ones((2, 40))
+    every, info_every = fit_replicas(X, P, X, P, cfg, train_weight=w, val_weight=w, log_every=1)
+    sparse, info_sparse = fit_replicas(X, P, X, P, cfg, train_weight=w, val_weight=w)
+    for name, p in every.named_parameters():
+        assert torch.equal(p, dict(sparse.named_parameters())[name]), name
+    h1, h2 = info_every["history"], info_sparse["history"]
+    assert h1["js"].notna().all()
+    logged = h2["js"].notna().to_numpy()
+    np.testing.assert_array_equal(np.flatnonzero(logged), np.arange(0, len(h2), CHECK_EVERY))
+    np.testing.assert_array_equal(h2.loc[logged, "js"].to_numpy(), h1.loc[logged, "js"].to_numpy())
+    np.testing.assert_array_equal(h2["main_loss"].to_numpy(), h1["main_loss"].to_numpy())

@@ -178,36 +178,44 @@ def with_expected_routing_gradient(out: dict[str, Any], target: torch.Tensor, co
 
 
 def loss_terms(out: dict[str, Any], target: torch.Tensor, w_main: torch.Tensor, w: torch.Tensor,
-               expert_params: torch.Tensor, config: Any) -> dict[str, torch.Tensor]:
-    """Every loss term plus their weighted total, each (R,)."""
-    # shared by out_div and js: one pass, not two; routed (gate-weighted) or all-row means per DIVERSITY_SCOPE
-    # a term whose coefficient is 0 is only logged: computed without a graph (its gradient was 0 x a finite
-    # number), so the backward pass skips it and every value and weight stays bit for bit the same
+               expert_params: torch.Tensor, config: Any, diagnostics: bool = True) -> dict[str, torch.Tensor]:
+    """Every loss term plus their weighted total, each (R,).
+
+    A term whose coefficient is 0 does not change training: it is computed for the loss log only, without a graph
+    (the backward pass skips it; every value and weight stays bit for bit the same), and only with ``diagnostics``
+    (else NaN): the trainer asks for it every few steps, as it costs ~15-20% of a step.
+    """
     div_c, out_c, js_c, z_c = (config.expert_diversity_coef, config.expert_output_diversity_coef,
                                config.expert_js_divergence_coef, config.z_loss_coef)
-    with torch.set_grad_enabled(torch.is_grad_enabled() and (out_c != 0 or js_c != 0)):
-        gates = scope_gates(out, getattr(config, "diversity_scope", "routed"))
-        means = routed_mean_outputs(out["expert_outputs"], w, gates)
-    y = with_expected_routing_gradient(out, target, getattr(config, "routing_ce_coef", 0.0))
     grad = torch.is_grad_enabled()
+    nan = out["load_balance_loss"].detach().new_full(out["load_balance_loss"].shape, float("nan"))
+    # shared by out_div and js: one pass, not two; routed (gate-weighted) or all-row means per DIVERSITY_SCOPE
+    means = None
+    if out_c != 0 or js_c != 0 or diagnostics:
+        with torch.set_grad_enabled(grad and (out_c != 0 or js_c != 0)):
+            gates = scope_gates(out, getattr(config, "diversity_scope", "routed"))
+            means = routed_mean_outputs(out["expert_outputs"], w, gates)
+    y = with_expected_routing_gradient(out, target, getattr(config, "routing_ce_coef", 0.0))
     terms = {"main_loss": soft_cross_entropy(y, target, w_main), "lb_loss": out["load_balance_loss"]}
-    with torch.set_grad_enabled(grad and div_c != 0):
-        terms["div"] = parameter_diversity(expert_params)
-    with torch.set_grad_enabled(grad and out_c != 0):
-        terms["out_div"] = mean_pairwise_cosine(means)
-    with torch.set_grad_enabled(grad and js_c != 0):
-        terms["js"] = _js_of_means(means)
-    with torch.set_grad_enabled(grad and z_c != 0):
-        terms["z_loss"] = router_z_loss(out["gate_logits"], w)
+    for name, coef, term in (("div", div_c, lambda: parameter_diversity(expert_params)),
+                             ("out_div", out_c, lambda: mean_pairwise_cosine(means)),
+                             ("js", js_c, lambda: _js_of_means(means)),
+                             ("z_loss", z_c, lambda: router_z_loss(out["gate_logits"], w))):
+        if coef == 0 and not diagnostics:
+            terms[name] = nan
+            continue
+        with torch.set_grad_enabled(grad and coef != 0):
+            terms[name] = term()
     terms["total_loss"] = total_loss(terms, config)
     return terms
 
 
 def total_loss(terms: dict[str, torch.Tensor], config: Any) -> torch.Tensor:
-    """Loss = CE + AUX·lb + DIV·div + OUT_DIV·out_div + JS·js + Z·z_loss."""
-    return (terms["main_loss"]
-            + config.aux_loss_weight * terms["lb_loss"]
-            + config.expert_diversity_coef * terms["div"]
-            + config.expert_output_diversity_coef * terms["out_div"]
-            + config.expert_js_divergence_coef * terms["js"]
-            + config.z_loss_coef * terms["z_loss"])
+    """Loss = CE + AUX·lb + DIV·div + OUT_DIV·out_div + JS·js + Z·z_loss (a term with coefficient 0 adds nothing,
+    even when it was not computed)."""
+    total = terms["main_loss"] + config.aux_loss_weight * terms["lb_loss"]
+    for name, coef in (("div", config.expert_diversity_coef), ("out_div", config.expert_output_diversity_coef),
+                       ("js", config.expert_js_divergence_coef), ("z_loss", config.z_loss_coef)):
+        if coef != 0:
+            total = total + coef * terms[name]
+    return total

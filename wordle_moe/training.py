@@ -90,7 +90,8 @@ def param_groups(model: MoEModel, params: list[torch.nn.Parameter]) -> list[dict
 
 
 def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str, torch.Tensor],
-               epochs: int, epoch0: int, progress: bool, desc: str) -> tuple[list[list[float]], np.ndarray]:
+               epochs: int, epoch0: int, progress: bool, desc: str, log_every: int = 1
+               ) -> tuple[list[list[float]], np.ndarray]:
     """Train ``params`` for up to ``epochs`` full-batch steps with per-replica early stopping.
 
     Each replica keeps its own best-validation snapshot; once a replica has waited PATIENCE epochs it
@@ -123,7 +124,8 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
 
         model.train()
         out = model(sub(X), return_intermediate=True, weight=sub(w), idx=idx, standardised=True)
-        terms = loss_terms(out, sub(P), sub(w_main), sub(w), model.expert_parameters_flat(idx), cfg)
+        terms = loss_terms(out, sub(P), sub(w_main), sub(w), model.expert_parameters_flat(idx), cfg,
+                           diagnostics=step % log_every == 0)
         opt.zero_grad(set_to_none=True)
         loss = terms["total_loss"].sum()   # sum over replicas: each replica's gradient is its own
         if cfg.expert_skip and cfg.skip_l2 > 0:
@@ -162,7 +164,8 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
 
 
 def _run_converged(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str, torch.Tensor],
-                   steps: int, epoch0: int, progress: bool, desc: str) -> tuple[list[list[float]], np.ndarray]:
+                   steps: int, epoch0: int, progress: bool, desc: str, log_every: int = 1
+                   ) -> tuple[list[list[float]], np.ndarray]:
     """Minimise each replica's penalised objective (losses + MoEModel.penalty) with full-batch AdamW.
 
     The rate decays geometrically from LR to LR·LR_FINAL_SHARE over ``steps``; every CHECK_EVERY steps a
@@ -199,7 +202,8 @@ def _run_converged(model: MoEModel, params: list[torch.nn.Parameter], data: dict
             g["lr"] = lr0 * decay ** step
         model.train()
         out = model(cur["X"], return_intermediate=True, weight=cur["w"], idx=idx, standardised=True)
-        terms = loss_terms(out, cur["P"], cur["w_main"], cur["w"], model.expert_parameters_flat(idx), cfg)
+        terms = loss_terms(out, cur["P"], cur["w_main"], cur["w"], model.expert_parameters_flat(idx), cfg,
+                           diagnostics=step % log_every == 0)
         obj = terms["total_loss"] + model.penalty(idx) + model.skip_penalty(idx)
         opt.zero_grad(set_to_none=True)
         obj.sum().backward()   # sum over replicas: each replica's gradient is its own
@@ -253,13 +257,15 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
                  config: MoEConfig, *, train_weight: np.ndarray, val_weight: np.ndarray,
                  n_reported: np.ndarray | None = None, n_reported_val: np.ndarray | None = None,
                  replica_ids: list[int] | None = None, progress: bool = False,
-                 penalties: dict[str, Any] | None = None) -> tuple[MoEModel, dict[str, Any]]:
+                 penalties: dict[str, Any] | None = None, log_every: int = CHECK_EVERY
+                 ) -> tuple[MoEModel, dict[str, Any]]:
     """Train R = len(train_weight) replicas as one batched model; weights are (R, n_train), (R, n_val).
 
     TRAINING="converged": each replica minimises its penalised objective to convergence (the validation rows
     are only logged); "early_stopping": each stops on its validation rows. ``penalties`` optionally gives
     every replica its own ridge strengths, {"base": (R,), "delta": (R,), "gate": (R,)} (the inner CV's
-    candidates), else all use BASE_L2, DELTA_L2, GATE_L2.
+    candidates), else all use BASE_L2, DELTA_L2, GATE_L2. The history logs every term each step, except terms
+    whose coefficient is 0 (they do not change training): those every ``log_every`` steps, NaN between.
 
     Replica r is (config.seed, replica_ids[r]) (default ids 0..R−1): its initial weights, dropout masks
     and router noise come from its own streams (streams.py), so it equals an R=1 run with the same
@@ -309,12 +315,12 @@ def fit_replicas(X_train: np.ndarray, P_train: np.ndarray, X_val: np.ndarray, P_
                 "Xv": model.standardise(X_val[iv]), "Pv": _t(P_val[iv]),
                 "wv": _t(np.take_along_axis(wv_full, iv, axis=1))}
     run = _run_converged if config.training == "converged" else _run_phase
-    rows, best = run(model, list(model.parameters()), data, config.max_epochs, 1, progress, "MoE joint")
+    rows, best = run(model, list(model.parameters()), data, config.max_epochs, 1, progress, "MoE joint", log_every)
     phase = ["joint"] * len(rows)
     if config.router_only_epochs > 0:
         model.freeze_experts()
         more, best2 = run(model, model.router_parameter_list(), data, config.router_only_epochs,
-                                 len(rows) + 1, progress, "MoE router-only")
+                          len(rows) + 1, progress, "MoE router-only", log_every)
         best = np.where(best2 >= len(rows) + 1, best2, best)
         rows += more
         phase += ["router_only"] * len(more)
@@ -443,7 +449,7 @@ def train_moe(X_train: Any, P_train: Any, X_val: Any, P_val: Any, *, config: MoE
     cfg, penalty_table = select_penalties(X_train, P_train, cfg, sample_weight=sw, n_reported=n_reported)
     model, info = fit_replicas(X_train, P_train, X_val, P_val, cfg, train_weight=sw[None],
                                val_weight=np.ones((1, len(X_val))), n_reported=n_reported,
-                               n_reported_val=n_reported_val, progress=verbose)
+                               n_reported_val=n_reported_val, progress=verbose, log_every=1)
     info["penalty_cv"] = penalty_table
     if output_dir is not None:
         from .io import write_csv

@@ -1,11 +1,12 @@
 """The notebook runs headless with papermill (QUICK=True) and writes every fixed-name output correctly.
 
-Runs are shared between tests (each QUICK run < 60 s): a (3 experts, Top-2) run, a second identical run with
-two worker processes (byte-identical CSVs and PNGs: results depend neither on the run nor on N_JOBS), a
-default-knob run that fails on purpose at the grid search (earlier outputs intact), and an invalid knob that
-stops before training. Under pytest-xdist each shared run executes once per session, on the worker that needs
-it first (a file lock in the session's shared temp folder); a worker that needs a run another is executing
-waits for it. The tests of one run form one xdist group (``--dist loadgroup``; pytest-xdist 3.8 does not yet
+Runs are shared between tests (each QUICK run < 60 s): a (3 experts, Top-2) run, and a second identical run with
+two worker processes that fails on purpose in its last computing section (byte-identical CSVs and PNGs: results
+depend neither on the run nor on N_JOBS; a crash keeps every earlier output). A misspelt parameter stops a papermill
+run at the parameters cell; an invalid knob stops the same cells executed in this process. Under pytest-xdist each
+shared run executes once per session, on the worker that needs it first (a file lock in the session's shared temp
+folder); a worker that needs a run another is executing waits for it (tests/conftest.py orders the tests so that
+rarely happens). The tests of one run form one xdist group (``--dist loadgroup``; pytest-xdist 3.8 does not yet
 apply groups under pytest 9.2, where they are ignored and the lock alone keeps every run single).
 """
 from __future__ import annotations

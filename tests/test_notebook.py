@@ -1,11 +1,12 @@
 """The notebook runs headless with papermill (QUICK=True) and writes every fixed-name output correctly.
 
-Runs are shared between tests (each QUICK run < 60 s): a (3 experts, Top-2) run, a second identical run with
-two worker processes (byte-identical CSVs and PNGs: results depend neither on the run nor on N_JOBS), a
-default-knob run that fails on purpose at the grid search (earlier outputs intact), and an invalid knob that
-stops before training. Under pytest-xdist each shared run executes once per session, on the worker that needs
-it first (a file lock in the session's shared temp folder); a worker that needs a run another is executing
-waits for it. The tests of one run form one xdist group (``--dist loadgroup``; pytest-xdist 3.8 does not yet
+Runs are shared between tests (each QUICK run < 60 s): a (3 experts, Top-2) run, and a second identical run with
+two worker processes that fails on purpose in its last computing section (byte-identical CSVs and PNGs: results
+depend neither on the run nor on N_JOBS; a crash keeps every earlier output). A misspelt parameter stops a papermill
+run at the parameters cell; an invalid knob stops the same cells executed in this process. Under pytest-xdist each
+shared run executes once per session, on the worker that needs it first (a file lock in the session's shared temp
+folder); a worker that needs a run another is executing waits for it (tests/conftest.py orders the tests so that
+rarely happens). The tests of one run form one xdist group (``--dist loadgroup``; pytest-xdist 3.8 does not yet
 apply groups under pytest 9.2, where they are ignored and the lock alone keeps every run single).
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import jupytext
+import matplotlib
 import nbformat
 import numpy as np
 import pandas as pd
@@ -316,12 +318,18 @@ def test_quick_run_grid_and_router_tables(three_expert_run):
     assert (routers["usage_entropy"] <= 1 + 1e-9).all()
 
 
+# The two-worker run fails on purpose in its last computing section, beyond_2022_model (it writes only
+# model/all_sources/, no CSV or PNG): one run checks both that N_JOBS changes no byte of any CSV or PNG and that a
+# crash keeps everything written before it, where a separate failing run used to cost a third QUICK execution.
+TWO_WORKERS_FAILING_LAST = {**THREE_TOP2, "N_JOBS": 2, "FAIL_AT_SECTION": "beyond_2022_model"}
+
+
 @pytest.mark.xdist_group("notebook_rerun")
 def test_same_seed_gives_byte_identical_csvs_and_pngs_with_two_workers(tmp_path_factory):
     """A second run with the same seed, its independent fits in 2 worker processes, writes the same bytes."""
     # this test's own run first: under xdist another worker is meanwhile executing the run it compares with
-    out_b, _, err = shared_run(tmp_path_factory, "three_top2_two_workers", N_JOBS=2, **THREE_TOP2)
-    assert err is None, err
+    out_b, _, err = shared_run(tmp_path_factory, "three_top2_two_workers", **TWO_WORKERS_FAILING_LAST)
+    assert err is not None and "FAIL_AT_SECTION='beyond_2022_model'" in err
     out_a, _, err = shared_run(tmp_path_factory, "three_top2", **THREE_TOP2)
     assert err is None, err
     assert json.loads((out_b / "run_manifest.json").read_text())["notes"]["n_jobs"] == 2
@@ -330,39 +338,87 @@ def test_same_seed_gives_byte_identical_csvs_and_pngs_with_two_workers(tmp_path_
     assert len(csvs) == sum(f.endswith(".csv") for f in report.expected_outputs("eerie"))
     pngs = sorted(p.name for p in out_a.glob("*.png"))
     assert len(pngs) >= sum(f.endswith(".png") for f in report.expected_outputs("eerie"))
+    missing = [n for n in csvs + pngs if not (out_b / n).exists()]
+    assert not missing  # the failed section writes no CSV or PNG: every one is compared
     differ = [n for n in csvs + pngs if (out_a / n).read_bytes() != (out_b / n).read_bytes()]
     assert not differ
 
 
-@pytest.mark.xdist_group("notebook_failure")
-def test_failure_midway_leaves_earlier_outputs_and_params_change_the_run(tmp_path_factory):
-    tmp_path, _, err = shared_run(tmp_path_factory, "fail_at_grid", FAIL_AT_SECTION="grid_search")  # 2 experts, Top-1
+@pytest.mark.xdist_group("notebook_rerun")
+def test_failure_late_leaves_every_earlier_output_and_a_failed_manifest(tmp_path_factory):
+    """A crash in a section keeps what the sections before it wrote (complete, parseable files: byte for byte the
+    complete run's, checked above), writes nothing of its own, runs nothing after it and marks the manifest failed."""
+    out, _, err = shared_run(tmp_path_factory, "three_top2_two_workers", **TWO_WORKERS_FAILING_LAST)
     assert err is not None and "FAIL_AT_SECTION" in str(err)
-    out_a, _, err_a = shared_run(tmp_path_factory, "three_top2", **THREE_TOP2)  # the run it differs from
-    assert err_a is None, err_a
-    for name in ("data_cleaning_log.csv", "moe_loss_log.csv", "moe_training_history.png", "model_comparison.csv",
-                 "moe_bootstrap_pred_summary.csv", "holdout_eerie_predictions_with_ci.csv"):
-        assert (tmp_path / name).exists(), name
-    for name in ("grid_search_results.csv", "router_comparison.csv", "expert_assignment_all_data.csv"):
-        assert not (tmp_path / name).exists(), name
-    loss = pd.read_csv(tmp_path / "moe_loss_log.csv")  # complete, parseable
-    assert "routing_prob_expert_1" in loss and "routing_prob_expert_2" not in loss  # injected knobs mattered
-    manifest = json.loads((tmp_path / "run_manifest.json").read_text())
+    earlier = [f for f in report.expected_outputs("eerie") if f != "run_manifest.json"]
+    assert earlier and not [f for f in earlier if not (out / f).exists()]
+    assert (out / "model" / "single").is_dir() and (out / "model" / "bootstrap").is_dir()
+    assert not (out / "model" / "all_sources").exists()  # the failed section's own output
+    loss = pd.read_csv(out / "moe_loss_log.csv")  # complete, parseable
+    assert "routing_prob_expert_2" in loss and "routing_prob_expert_3" not in loss  # injected NUM_EXPERTS=3 mattered
+    manifest = json.loads((out / "run_manifest.json").read_text())
     assert manifest["status"] == "failed"
     status = {s["name"]: s["status"] for s in manifest["sections"]}
-    assert status["bootstrap"] == "ok" and status["grid_search"] == "failed" and "analysis_assignment" not in status
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-    # a different seed/knob set gives different numbers
-    assert (out_a / "moe_loss_log.csv").read_bytes() != (tmp_path / "moe_loss_log.csv").read_bytes()
+    assert status["beyond_2022"] == "ok" and status["beyond_2022_model"] == "failed" and "outputs" not in status
+    assert all(v == "ok" for k, v in status.items() if k != "beyond_2022_model")
+    assert "notes" in manifest and "beyond_2022_model" not in manifest["notes"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert not [p for p in (out / "model").rglob(".*")]  # no temp files of an interrupted save
 
 
-@pytest.mark.xdist_group("notebook_stops")
-def test_invalid_knob_stops_before_training_naming_it(tmp_path):
-    seconds, err = execute(tmp_path, TOP_K=5)
-    assert err is not None and "TOP_K" in str(err)
+def _run_notebook_in_process(out_dir: Path, monkeypatch, **params) -> Exception | None:
+    """Execute the notebook's code cells, papermill's injected-parameters cell included (papermill's own
+    parameterize_notebook), in this process until the parameters section has run or a cell raises; returns the
+    error. The same cell sources as a kernel runs, without a kernel's start-up and imports (~10 s); module state the
+    cells change (the knobs of moe_booststrap, tqdm.auto's bar class, the worker count) is restored afterwards."""
+    import tqdm.auto
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    import moe_booststrap as mb
+    from wordle_moe import parallel
+
+    for knob in parameters.module_knobs(mb):
+        monkeypatch.setattr(mb, knob, getattr(mb, knob))
+    monkeypatch.setattr(tqdm.auto, "tqdm", tqdm.auto.tqdm)
+    monkeypatch.setattr(tqdm.auto, "trange", tqdm.auto.trange)
+    monkeypatch.setattr(parallel, "_n_jobs", parallel._n_jobs)
+    monkeypatch.setenv(progress.PROGRESS_ENV, "text")  # as under papermill
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nb = parameterize_notebook(load_notebook_node(str(NOTEBOOK)),  # papermill's own loading and injection
+                               {"QUICK": True, "OUTPUT_DIR": str(out_dir), **params})
+
+    class _Shell:  # what the setup cell asks of IPython: the names it defines itself, hidden from the user's
+        user_ns_hidden = {"get_ipython": None}
+
+    namespace = {"__name__": "__main__", "get_ipython": lambda: _Shell}
+    # the set-up cell styles matplotlib and pandas for the whole process: restored on leaving
+    with matplotlib.rc_context(), pd.option_context("display.precision", pd.get_option("display.precision")):
+        for cell in (c for c in nb.cells if c.cell_type == "code"):
+            try:
+                exec(compile(cell.source, "<notebook cell>", "exec"), namespace)
+            except Exception as exc:  # noqa: BLE001 - the cell's error is what the caller checks
+                return exc
+            if "run" in namespace and any(s["name"] == "parameters" and s["status"] == "ok"
+                                          for s in namespace["run"].data["sections"]):
+                return None
+    raise AssertionError("the notebook has no parameters section")
+
+
+def test_invalid_knob_stops_before_training_naming_it(tmp_path, monkeypatch):
+    """TOP_K > NUM_EXPERTS stops the run in the parameters section, naming the knob, before any training. Executed
+    in this process (the kernel path of a stopped run is test_unknown_parameter_stops_the_run_naming_it's)."""
+    import moe_booststrap as mb
+
+    err = _run_notebook_in_process(tmp_path, monkeypatch, TOP_K=5)
+    assert isinstance(err, mb.ConfigError) and "TOP_K" in str(err)
     manifest = json.loads((tmp_path / "run_manifest.json").read_text())
-    assert [s["name"] for s in manifest["sections"]] == ["parameters"]
+    assert [s["name"] for s in manifest["sections"]] == ["parameters"] and manifest["status"] == "failed"
     assert not (tmp_path / "moe_loss_log.csv").exists()
+    # the same cells with a valid TOP_K pass the parameters section (the stop above is the knob's, not the harness's)
+    assert _run_notebook_in_process(tmp_path / "valid", monkeypatch, TOP_K=2, NUM_EXPERTS=3) is None
+    manifest = json.loads((tmp_path / "valid" / "run_manifest.json").read_text())
+    assert manifest["sections"][0]["status"] == "ok" and manifest["notes"]["config"]["top_k"] == 2
 
 
 @pytest.mark.xdist_group("notebook_stops")

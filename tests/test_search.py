@@ -151,12 +151,15 @@ def test_dask_cluster_gives_the_same_table_as_local_backend():
     X, P = _data(36)
     grid = {"num_experts": [2], "top_k": [1, 2]}
     local = search.grid_search(X, P, grid, base_config=FAST, cv=2, n_jobs=1, progress=False)
-    # real worker processes (each with one thread), as a user would start them
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+    # a real worker process with two threads, as a user would start one: both configurations are pickled to it and
+    # computed there side by side (one process, not two: each worker's start-up imports torch, ~5 s; joblib runs
+    # everything in this process when the cluster has a single thread, hence two)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
                                   dashboard_address=None) as cluster, \
-            distributed.Client(cluster):
+            distributed.Client(cluster) as client, distributed.get_task_stream(client) as stream:
         with joblib.parallel_config(backend="dask"):
             remote = search.grid_search(X, P, grid, base_config=FAST, cv=2, n_jobs=2, progress=False)
+    assert len(stream.data) >= len(remote)  # the configurations were computed on the cluster, not locally
     numeric = local.select_dtypes("number").columns.drop("seconds")
     pd.testing.assert_frame_equal(local[numeric], remote[numeric])
     assert local["expert_usage"].tolist() == remote["expert_usage"].tolist()

@@ -9,6 +9,11 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
+# Bytecode cache on, kept in .venv/pycache (never in the work tree): pip installs --no-compile, and where the
+# environment sets PYTHONDONTWRITEBYTECODE every process (notebook kernel, worker processes, test workers, CLI) would
+# compile torch, pandas, scikit-learn, ... from source again: ~7.6 s of imports instead of ~3 s each.
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX := $(abspath $(VENV))/pycache
 
 .PHONY: setup run test lint bench clean notebook screenshot docs
 
@@ -49,11 +54,8 @@ lint: setup
 
 # pytest-xdist: one test worker per core. --dist loadgroup keeps a shared notebook run's tests on one worker once
 # xdist applies groups under pytest 9.2 (3.8.0 does not: same as --dist load; a file lock shares each run)
-# Bytecode cache on: pip installs --no-compile, and where the environment sets PYTHONDONTWRITEBYTECODE every process
-# of the suite (xdist workers, notebook kernels, loky and Dask workers, CLI subprocesses) would compile torch, pandas,
-# scikit-learn, ... from source again: ~7.6 s of imports instead of ~3 s. The cache lives in .venv/pycache.
 test: setup lint
-	env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(abspath $(VENV))/pycache $(PY) -m pytest -q -n auto --dist loadgroup
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 bench: setup
 	$(PY) benchmarks/features.py

@@ -210,8 +210,9 @@ with run.section("training"):
     tr, va, te = split["train"], split["val"], split["test"]
     model, info = mb.train_moe(X[tr], P[tr], X[va], P[va], n_reported=data.n_reported[tr],
                                n_reported_val=data.n_reported[va], verbose=True)
-    # with the out-of-fold residuals of its training words (5 fits, ~2 s): `predict --model-dir .../model/single`
-    # then gives this model's predictive interval (it has no replicas, so no interval of the mean)
+    # with the out-of-fold residuals of its training words (5 folds as one batched fit, ~1 s):
+    # `predict --model-dir .../model/single` then gives this model's predictive interval (it has no replicas, so no
+    # interval of the mean)
     mb.save_model(OUT / "model" / "single", model, feature_names=data.feature_names,
                   date_range=(data.dates.iloc[tr].min(), data.dates.iloc[tr].max()), training_data=(X[tr], P[tr]),
                   residuals=ensemble_residuals(X[tr], P[tr], CFG, data.n_reported[tr], seed=SEED),

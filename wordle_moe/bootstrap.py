@@ -33,8 +33,7 @@ from .training import check_inputs, fit_replicas, predict_replicas, resolve_conf
 BOOTSTRAP_CHUNK = 25
 
 __all__ = ["resample_counts", "oob_weights", "fit_bootstrap", "fit_bootstrap_folds", "predict_bootstrap",
-           "bootstrap_predict",
-           "bootstrap_summary", "bootstrap_evaluate"]
+           "bootstrap_predict", "bootstrap_summary", "bootstrap_evaluate"]
 
 
 def oob_weights(counts: np.ndarray) -> np.ndarray:

@@ -109,6 +109,8 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
 
         ``sample_weight`` (n,) weights rows (array or pandas Series; non-negative, not all zero);
         ``n_reported`` (n,) feeds the N_WEIGHTING of the main loss (ignored when n_weighting="none").
+        ``history_`` is the single model's training log: loss terms whose coefficient is 0 (they do not change
+        training) are logged every ``training.CHECK_EVERY`` steps, NaN between (``train_moe`` logs every step).
         """
         cfg = self._config()
         # inputs first, then weights, then the target, so each error names what is wrong with it

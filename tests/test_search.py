@@ -7,6 +7,7 @@ from scipy.special import softmax
 
 from wordle_moe import metrics, search
 from wordle_moe.config import ConfigError, MoEConfig
+from wordle_moe.crossfit import fold_weights
 
 FAST = MoEConfig(max_epochs=15, patience=15, hidden_size=8)
 
@@ -101,7 +102,7 @@ def test_fold_weights_keep_test_rows_out_and_split_training_rows_like_fit_moe():
     from sklearn.model_selection import KFold
 
     folds = list(KFold(n_splits=3, shuffle=True, random_state=0).split(np.zeros(20)))
-    train_w, val_w = search.fold_weights(20, folds, 0.25, seed=1)
+    train_w, val_w = fold_weights(20, folds, 0.25, seed=1)
     for r, (tr, te) in enumerate(folds):
         assert (train_w[r, te] == 0).all() and (val_w[r, te] == 0).all()
         np.testing.assert_array_equal(train_w[r] + val_w[r] > 0, np.isin(np.arange(20), tr))
@@ -121,7 +122,7 @@ def test_batched_fold_models_match_one_at_a_time_fits():
     folds = list(KFold(n_splits=3, shuffle=True, random_state=0).split(X))
     model, train_w = search.fit_folds(X, P, cfg, folds)
     batched = predict_replicas(model, X)
-    _, val_w = search.fold_weights(30, folds, cfg.val_fraction, cfg.seed)
+    _, val_w = fold_weights(30, folds, cfg.val_fraction, cfg.seed)
     for r in range(3):
         one, _ = fit_replicas(X, P, X, P, cfg, train_weight=train_w[r:r + 1], val_weight=val_w[r:r + 1],
                               replica_ids=[r])

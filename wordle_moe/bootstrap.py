@@ -24,7 +24,7 @@ from .metrics import distribution_metrics
 from .model import MoEModel
 from .parallel import chunks, parallel_map
 from .streams import resample_counts
-from .training import check_inputs, fit_replicas, predict_replicas, resolve_config, select_penalties
+from .training import check_inputs, fit_chunk, fit_replicas, predict_replicas, resolve_config, select_penalties
 
 # Replicas per batched training task (at most): B replicas train as ceil(B / CHUNK) near-equal tasks spread over
 # the worker processes, then join into one batched model. The chunks depend on B alone, never on the number of
@@ -57,14 +57,6 @@ def join_replicas(models: list[MoEModel]) -> MoEModel:
     return joined.eval()
 
 
-def _fit_chunk(ids: range, *, X: np.ndarray, P: np.ndarray, cfg: MoEConfig, train_w: np.ndarray, val_w: np.ndarray,
-               n_reported: Any | None) -> tuple[MoEModel, dict[str, Any]]:
-    """Replicas ``ids`` trained as one batched model (a picklable task for ``parallel_map``)."""
-    sl = slice(ids.start, ids.stop)
-    return fit_replicas(X, P, X, P, cfg, train_weight=train_w[sl], val_weight=val_w[sl], n_reported=n_reported,
-                        n_reported_val=n_reported, replica_ids=list(ids), progress=False)
-
-
 def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None, B: int | None = None,
                   seed: int | None = None, n_reported: Any | None = None, sample_weight: Any | None = None,
                   batched: bool = True, progress: bool = False, n_jobs: int | None = None, **knobs: Any
@@ -89,7 +81,7 @@ def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None
     # one choice of the ridge strengths for every replica, from the training rows only (no-op unless converged)
     cfg, penalty_table = select_penalties(X, P, cfg.replace(seed=seed), sample_weight=sw, n_reported=n_reported)
     if batched:
-        task = partial(_fit_chunk, X=X, P=P, cfg=cfg.replace(seed=seed), train_w=train_w, val_w=val_w,
+        task = partial(fit_chunk, X=X, P=P, config=cfg.replace(seed=seed), train_weight=train_w, val_weight=val_w,
                        n_reported=n_reported)
         parts = parallel_map(task, chunks(B, BOOTSTRAP_CHUNK), n_jobs, desc="bootstrap", progress=progress)
         models = [join_replicas([m for m, _ in parts])]

@@ -6,6 +6,7 @@ saved ensembles and the forecasts. It knows nothing of the MoE: it sits below th
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -25,6 +26,18 @@ def validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np
     perm = np.random.default_rng(seed).permutation(n)
     n_val = min(max(1, int(round(fraction * n))), n - 1)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def fold_weights(n: int, folds: Sequence[tuple[np.ndarray, np.ndarray]], val_fraction: float,
+                 seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 row weights (K, n) of each fold's training and early-stopping rows: the fold's training rows split
+    by ``validation_split``, the rule of a lone fit (the test rows get weight 0 in both)."""
+    train_w, val_w = np.zeros((len(folds), n)), np.zeros((len(folds), n))
+    for r, (tr, _) in enumerate(folds):
+        t, v = validation_split(len(tr), val_fraction, seed)
+        train_w[r, tr[t]] = 1.0
+        val_w[r, tr[v]] = 1.0
+    return train_w, val_w
 
 
 def accepts_fit_param(estimator: BaseEstimator, name: str) -> bool:

@@ -16,7 +16,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from .bootstrap import fit_bootstrap, predict_bootstrap
 from .config import MoEConfig
-from .crossfit import MIN_FOLD_ROWS, oof_residuals, validation_split
+from .crossfit import MIN_FOLD_ROWS, fold_weights, oof_residuals, validation_split
 from .intervals import bootstrap_summary, check_kind, predictive_interval
 from .metrics import rps
 from .training import check_inputs, fit_replicas, predict_proba, predict_replicas, resolve_config, select_penalties
@@ -168,15 +168,11 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
         if (self.n_bootstrap or 0) > 0 or inner_cv or (cfg.n_weighting != "none" and n_reported is not None):
             return None
         X, P = check_inputs(X, P, "fit")
-        n = len(X)
-        sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        train_w, val_w = np.zeros((len(folds), n)), np.zeros((len(folds), n))
-        for f, (tr, _) in enumerate(folds):
-            fit_rows, val_rows = validation_split(len(tr), cfg.val_fraction, self.random_state)
-            if cfg.training == "converged":   # as in fit: every row trains, the split is only logged
-                fit_rows = np.arange(len(tr))
-            train_w[f, tr[fit_rows]] = sw[tr[fit_rows]]
-            val_w[f, tr[val_rows]] = sw[tr[val_rows]]
+        sw = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        train_w, val_w = fold_weights(len(X), folds, cfg.val_fraction, self.random_state)
+        if cfg.training == "converged":   # as in fit: every row of the fold trains, the split is only logged
+            train_w = train_w + val_w
+        train_w, val_w = train_w * sw, val_w * sw
         if np.any(train_w.sum(axis=1) <= 0) or np.any(val_w.sum(axis=1) <= 0):
             return None   # fit's own error message names the problem
         nr = None if n_reported is None else np.asarray(n_reported, dtype=float)

@@ -113,6 +113,9 @@ class MoEModel(nn.Module):
             mlp = ("expert_w1", "expert_b1", "expert_w2") if self.config.expert_mlp else ()
             self.expert_param_names = mlp + ("expert_b2", SKIP_PARAM)
         self.base_param_names = BASE_PARAMS if self.config.shared_base else ()
+        # dropout acts on the experts' MLP only: without one (the shared-base default) no mask is ever drawn
+        has_mlp = not self.config.shared_base or self.config.expert_mlp
+        self.expert_dropout = has_mlp and self.config.dropout > 0
         # per-replica ridge strengths of the converged objective (the inner CV gives each replica its own)
         R = self.replicas
         self.penalty_base = torch.full((R,), float(self.config.base_l2))
@@ -311,9 +314,7 @@ class MoEModel(nn.Module):
         R, n, _ = z.shape
         w = torch.ones(R, n) if weight is None else weight
         logits = self.gate_logits(z, idx)
-        mlp = not self.config.shared_base or self.config.expert_mlp   # the experts' MLP: the only dropout there is
-        rows = leading_rows(w) if self.training and mlp and self.config.dropout > 0 else None
-        experts = self.expert_outputs(z, idx, rows)
+        experts = self.expert_outputs(z, idx, leading_rows(w) if self.training and self.expert_dropout else None)
         routed = self.router(logits, z, w, idx) if idx is not None else self.router(logits, z, w)
         y = _mix(routed["gates"], experts)
         if self.straight_through and torch.is_grad_enabled():

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from wordle_moe import agreement, metrics
 from wordle_moe.config import ROUTERS, ConfigError, MoEConfig
-from wordle_moe.crossfit import validation_split
+from wordle_moe.crossfit import fold_weights, validation_split
 from wordle_moe.parallel import shared_pool_config
 
 # the four routers of the product (config.ROUTERS may hold extra engine variants, e.g. aux_free_bias); the knob
@@ -99,18 +99,6 @@ def fit_moe(X: np.ndarray, P: np.ndarray, config: MoEConfig, n_reported: np.ndar
     nr_va = None if n_reported is None else n_reported[va]
     model, _ = train_moe(X[tr], P[tr], X[va], P[va], config=config, n_reported=nr_tr, n_reported_val=nr_va)
     return model
-
-
-def fold_weights(n: int, folds: Sequence[tuple[np.ndarray, np.ndarray]], val_fraction: float,
-                 seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """0/1 row weights (K, n) of each fold's training and early-stopping rows: the fold's training rows split
-    by the same seeded rule as ``fit_moe`` (the test rows get weight 0 in both)."""
-    train_w, val_w = np.zeros((len(folds), n)), np.zeros((len(folds), n))
-    for r, (tr, _) in enumerate(folds):
-        t, v = validation_split(len(tr), val_fraction, seed)
-        train_w[r, tr[t]] = 1.0
-        val_w[r, tr[v]] = 1.0
-    return train_w, val_w
 
 
 def fit_folds(X: np.ndarray, P: np.ndarray, config: MoEConfig, folds: Sequence[tuple[np.ndarray, np.ndarray]],

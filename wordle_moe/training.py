@@ -383,8 +383,9 @@ def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | 
     weight = np.stack([masks[f] * sw for f, _ in pairs])
     pen = {k: np.array([cands[c][i] for _, c in pairs]) for i, k in enumerate(("base", "delta", "clip"))}
     ranking = config.replace(converge_tol=config.converge_tol * PENALTY_TOL_FACTOR)
-    task = partial(_penalty_chunk, X=X, P=P, config=ranking, weight=weight, penalties=pen, n_reported=n_reported)
-    pred = np.concatenate(parallel_map(task, chunks(len(pairs), PENALTY_CHUNK)), axis=0)
+    task = partial(fit_chunk, X=X, P=P, config=ranking, train_weight=weight, val_weight=weight, penalties=pen,
+                   n_reported=n_reported)
+    pred = np.concatenate([predict_replicas(m, X) for m, _ in parallel_map(task, chunks(len(pairs), PENALTY_CHUNK))])
     scores = np.full((len(folds), len(cands)), np.nan)
     for r, (f, c) in enumerate(pairs):
         te = folds[f][1]
@@ -398,14 +399,15 @@ def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | 
     return config.replace(base_l2=float(b), delta_l2=float(d), input_clip=float(c)), table
 
 
-def _penalty_chunk(ids: range, *, X: np.ndarray, P: np.ndarray, config: MoEConfig, weight: np.ndarray,
-                   penalties: dict[str, np.ndarray], n_reported: Any | None) -> np.ndarray:
-    """Predictions (len(ids), n, 7) of the inner-CV replicas ``ids`` trained as one batched model (a picklable task)."""
+def fit_chunk(ids: range, *, X: np.ndarray, P: np.ndarray, config: MoEConfig, train_weight: np.ndarray,
+              val_weight: np.ndarray, n_reported: Any | None = None, penalties: dict[str, np.ndarray] | None = None
+              ) -> tuple[MoEModel, dict[str, Any]]:
+    """Replicas ``ids`` (rows of the (R, n) weights and of ``penalties``) trained as one batched model on the rows
+    X, P: a picklable task for ``parallel_map`` (bootstrap chunks, the inner CV's chunks)."""
     sl = slice(ids.start, ids.stop)
-    model, _ = fit_replicas(X, P, X, P, config, train_weight=weight[sl], val_weight=weight[sl], n_reported=n_reported,
-                            n_reported_val=n_reported, replica_ids=list(ids),
-                            penalties={k: v[sl] for k, v in penalties.items()})
-    return predict_replicas(model, X)
+    return fit_replicas(X, P, X, P, config, train_weight=train_weight[sl], val_weight=val_weight[sl],
+                        n_reported=n_reported, n_reported_val=n_reported, replica_ids=list(ids),
+                        penalties=None if penalties is None else {k: v[sl] for k, v in penalties.items()})
 
 
 def pick_penalties(table: pd.DataFrame, prior_base_l2: float, prior_clip: float | None = None) -> int:

@@ -221,3 +221,37 @@ def test_skip_zero_mlp_starts_each_expert_at_softmax_of_its_bias():
         out = m(X, return_intermediate=True)["expert_outputs"].numpy()   # (R, n, E, 7)
     want = _np_softmax(m.expert_b2.detach().numpy())                       # (R, E, 7)
     np.testing.assert_allclose(out, np.broadcast_to(want[:, None], out.shape), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("E,mlp", [(1, False), (3, False), (2, True)])
+def test_shared_base_experts_match_numpy_and_are_stored_rows_innermost(E, mlp):
+    """softmax(z·(W_base + Δ_e) + b_base + δ_e [+ tanh(z·W1_e + b1_e)·W2_e]) recomputed in numpy; the outputs are
+    (R, n, E, 7) views of buckets-outer storage, and the mixture and the cross-entropy give what contiguous copies
+    give."""
+    from wordle_moe.losses import soft_cross_entropy
+    from wordle_moe.model import SKIP_PARAM, buckets_outer
+
+    X, P = _data()
+    m = MoEModel(6, MoEConfig(num_experts=E, top_k=1, hidden_size=5, expert_mlp=mlp), replicas=2).eval()
+    m.fit_standardizer(X)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():   # the start is Δ = δ = 0: draw every parameter so each expert differs
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    out = m(X, return_intermediate=True)
+    z = m.standardise(X).numpy()
+    pr = {k: v.detach().numpy() for k, v in m.named_parameters()}
+    for r in range(2):
+        for e in range(E):
+            logits = z[r] @ pr["base_w"][r] + pr["base_b"][r]
+            if E > 1:
+                logits = logits + z[r] @ pr[SKIP_PARAM][r, e] + pr["expert_b2"][r, e]
+            if mlp:
+                logits = logits + np.tanh(z[r] @ pr["expert_w1"][r, e] + pr["expert_b1"][r, e]) @ pr["expert_w2"][r, e]
+            np.testing.assert_allclose(out["expert_outputs"][r, :, e].detach().numpy(), _np_softmax(logits),
+                                       rtol=1e-4, atol=1e-6)
+    experts, y = out["expert_outputs"], out["final_output"]
+    assert experts.shape == (2, 30, E, 7) and buckets_outer(experts) and buckets_outer(y)
+    torch.testing.assert_close(y, torch.einsum("rne,rnec->rnc", out["gates"], experts.contiguous()))
+    target, w = torch.as_tensor(P, dtype=torch.float32), torch.rand(2, 30, generator=g)
+    torch.testing.assert_close(soft_cross_entropy(y, target, w), soft_cross_entropy(y.contiguous(), target, w))

@@ -57,7 +57,11 @@ def soft_cross_entropy(pred: torch.Tensor, target: torch.Tensor, w: torch.Tensor
     """Weighted soft-label cross-entropy −Σ_c P_c log Q_c, averaged over rows per replica -> (R,)."""
     if target.dim() == 2:
         target = target.unsqueeze(0)
-    ce = -(target * torch.log(pred.clamp_min(EPS))).sum(dim=-1)  # (R, n)
+    if pred.dim() == 3 and pred.stride(-1) != 1 and pred.transpose(1, 2).is_contiguous():
+        # stored buckets-outer (the shared-base experts' mixture): sum over the 7 with the rows innermost
+        ce = -(target.transpose(1, 2) * torch.log(pred.transpose(1, 2).clamp_min(EPS))).sum(dim=1)
+    else:
+        ce = -(target * torch.log(pred.clamp_min(EPS))).sum(dim=-1)  # (R, n)
     return _weighted_row_mean(ce, w)
 
 

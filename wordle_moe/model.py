@@ -80,8 +80,21 @@ def init_replica(config: MoEConfig, d: int, replica: int = 0) -> dict[str, torch
     return p
 
 
+def buckets_outer(t: torch.Tensor) -> bool:
+    """Whether (..., n, [E,] 7) tensor ``t`` is stored buckets-outer, (..., [E,] 7, n): the layout of the shared-base
+    experts' outputs. Reductions and broadcasts over an inner axis of 7 (or 2) are several times slower on CPU than
+    the same arithmetic along the rows, so the training path keeps the rows innermost in memory."""
+    if t.stride(-1) == 1:
+        return False
+    return t.permute(0, 2, 3, 1).is_contiguous() if t.dim() == 4 else t.dim() == 3 and t.transpose(1, 2).is_contiguous()
+
+
 def _mix(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
-    """Σ_i weights_i · expert_i: (R, n, E) × (R, n, E, 7) -> (R, n, 7) (broadcast, not a tiny-batch bmm)."""
+    """Σ_i weights_i · expert_i: (R, n, E) × (R, n, E, 7) -> (R, n, 7) (broadcast, not a tiny-batch bmm); with the
+    experts stored buckets-outer the result is too."""
+    if buckets_outer(experts):
+        # (R, E, 1, n) × (R, E, 7, n) summed over E: rows innermost throughout
+        return (weights.transpose(1, 2).contiguous().unsqueeze(2) * experts.permute(0, 2, 3, 1)).sum(dim=1).transpose(1, 2)
     return (weights.unsqueeze(-1) * experts).sum(dim=-2)
 
 
@@ -250,19 +263,21 @@ class MoEModel(nn.Module):
         E, C = self.config.num_experts, N_BUCKETS
         base_w, base_b = self._p("base_w", idx), self._p("base_b", idx)
         if E == 1:
-            return softmax_small(torch.baddbmm(base_b.unsqueeze(1), z, base_w)).unsqueeze(2)
-        # every expert's weights W_base + Δ_e side by side, (R, d, E·7): ONE matmul gives all experts' logits in the
-        # (R, n, E, 7) layout the mixture reads (z is never copied per expert)
-        w = (base_w.unsqueeze(2) + self._p(SKIP_PARAM, idx).transpose(1, 2)).reshape(R, d, E * C)
-        b = (base_b.unsqueeze(1) + self._p("expert_b2", idx)).reshape(R, 1, E * C)
-        logits = torch.baddbmm(b, z, w).view(R, n, E, C)
+            logits = torch.baddbmm(base_b.unsqueeze(2), base_w.transpose(1, 2), z.transpose(1, 2))   # (R, 7, n)
+            return torch.softmax(logits, dim=1).unsqueeze(1).permute(0, 3, 1, 2)
+        # every expert's weights W_base + Δ_e stacked, (R, E·7, d): ONE matmul gives all experts' logits, stored
+        # buckets-outer (R, E, 7, n) (see buckets_outer; z is never copied per expert)
+        w = (base_w.transpose(1, 2).unsqueeze(1) + self._p(SKIP_PARAM, idx).transpose(2, 3)).reshape(R, E * C, d)
+        b = (base_b.unsqueeze(1) + self._p("expert_b2", idx)).reshape(R, E * C, 1)
+        logits = torch.baddbmm(b, w, z.transpose(1, 2)).view(R, E, C, n)
         if self.config.expert_mlp:
             H = self.config.hidden_size
             h = self._dropout_(self.activation(self._hidden_pre(z, idx)), rows, idx)
             scale = 1.0 / (1.0 - self.config.dropout) if self.training and self.config.dropout > 0 else 1.0
             mlp = torch.bmm(h, self._p("expert_w2", idx).reshape(R * E, H, C)) * scale
-            logits = logits + mlp.view(R, E, n, C).transpose(1, 2)
-        return softmax_small(logits)
+            logits = logits + mlp.view(R, E, n, C).transpose(2, 3)
+        # torch's softmax along a non-innermost axis is vectorised over the rows (along 7 innermost it is not)
+        return torch.softmax(logits, dim=2).permute(0, 3, 1, 2)                                       # (R, n, E, 7)
 
     def penalty(self, idx: torch.Tensor | None = None) -> torch.Tensor:
         """Ridge terms of the converged objective per replica, (R,): BASE_L2/2·||W_base||² + DELTA_L2/2·Σ_e

@@ -45,7 +45,7 @@ def execute(out_dir: Path, **params) -> tuple[float, Exception | None]:
     try:
         papermill.execute_notebook(str(NOTEBOOK), str(out_dir / "executed.ipynb"), cwd=str(ROOT), kernel_name="python3",
                                    parameters={"QUICK": True, "OUTPUT_DIR": str(out_dir), **params},
-                                   progress_bar=False, log_output=False)
+                                   progress_bar=False, log_output=False, engine_name="wordle_moe")   # as make run
         err = None
     except papermill.PapermillExecutionError as exc:
         err = exc

@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-
-import nbformat
+from typing import Any
 
 from wordle_moe.io import write_text
 
@@ -34,7 +33,7 @@ def external_loads(html: str) -> list[str]:
     return sorted({url for pattern in _LOADS for url in pattern.findall(html)})
 
 
-def without_progress_bars(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def without_progress_bars(nb: Any) -> Any:
     """The notebook without progress bars (they mean nothing on a finished page): tqdm lines in stderr streams and
     widget views (a progress widget's text fallback is a frozen bar); warnings and every other output stay."""
     for cell in nb.cells:
@@ -56,6 +55,7 @@ def without_progress_bars(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def notebook_html(notebook: str | Path, title: str = "Wordle MoE workbench") -> str:
     """The executed notebook as one self-contained HTML page: outputs and markdown, code hidden."""
+    import nbformat
     from nbconvert import HTMLExporter
 
     nb = without_progress_bars(nbformat.read(str(notebook), as_version=4))
@@ -78,6 +78,10 @@ def write_html_report(notebook: str | Path, out: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (a process of its own: ``make run`` builds every report this way)."""
+    # jsonschema (under nbformat) imports the optional rfc3987_syntax when it is installed, whose grammar takes
+    # ~0.75 s to build at import; nbformat never checks IRIs. Marked missing for this process only.
+    sys.modules.setdefault("rfc3987_syntax", None)
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m wordle_moe.html_report EXECUTED.ipynb OUT.html", file=sys.stderr)

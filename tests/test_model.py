@@ -255,3 +255,29 @@ def test_shared_base_experts_match_numpy_and_are_stored_rows_innermost(E, mlp):
     torch.testing.assert_close(y, torch.einsum("rne,rnec->rnc", out["gates"], experts.contiguous()))
     target, w = torch.as_tensor(P, dtype=torch.float32), torch.rand(2, 30, generator=g)
     torch.testing.assert_close(soft_cross_entropy(y, target, w), soft_cross_entropy(y.contiguous(), target, w))
+
+
+@pytest.mark.parametrize("router", ["topk", "noisy_topk"])
+def test_top1_chosen_expert_path_equals_the_dense_mixture_in_value_and_gradient(router):
+    """Top-1 with one-hot gates: the gathered chosen expert and its straight-through gate gradient give what
+    Σ_i gate_i·expert_i + (dense − sg dense) gives, for the experts' and the gate's parameters alike."""
+    X, P = _data()
+    target = torch.as_tensor(P, dtype=torch.float32)
+
+    def run(fast: bool):
+        m = MoEModel(6, MoEConfig(num_experts=3, top_k=1, router=router, seed=3), replicas=2)
+        m.fit_standardizer(X).eval()   # eval: the noisy router draws no noise, both paths see the same gates
+        with torch.no_grad():
+            for p in m.parameters():
+                p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+        m.router.gates_at_top_k = fast
+        y = m(X)
+        (-(target * torch.log(y)).sum(-1).mean()).backward()
+        return y.detach(), {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
+
+    (y_fast, g_fast), (y_dense, g_dense) = run(True), run(False)
+    torch.testing.assert_close(y_fast, y_dense, rtol=0, atol=0)
+    assert {"gate_w", "base_w", "expert_skip_w"} <= set(g_fast) and set(g_fast) == set(g_dense)
+    assert g_fast["gate_w"].abs().sum() > 0
+    for k in g_fast:
+        torch.testing.assert_close(g_fast[k], g_dense[k], rtol=1e-4, atol=1e-7)

@@ -98,6 +98,31 @@ def _mix(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
     return (weights.unsqueeze(-1) * experts).sum(dim=-2)
 
 
+def _chosen_expert(experts: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Output of each row's chosen expert: (R, n, E, 7) stored buckets-outer, indices (R, n, 1) -> (R, n, 7), stored
+    buckets-outer too. The top-1 mixture Σ_i gate_i · expert_i with one-hot gates, without the E-fold arithmetic."""
+    R, n, _, C = experts.shape
+    index = chosen.reshape(R, 1, 1, n).expand(R, 1, C, n)
+    return experts.permute(0, 2, 3, 1).gather(1, index).squeeze(1).transpose(1, 2)
+
+
+class _StraightThroughGate(torch.autograd.Function):
+    """y unchanged; gradient w.r.t. the gate probabilities p: that of the dense mixture Σ_i p_i·sg(expert_i), i.e.
+    Σ_c ∂L/∂y_c · expert_ic, computed with the rows innermost (the experts stored buckets-outer)."""
+
+    @staticmethod
+    def forward(ctx: Any, y: torch.Tensor, gate_scores: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(experts)
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        (experts,) = ctx.saved_tensors
+        g = grad.transpose(1, 2).contiguous().unsqueeze(1)                     # (R, 1, 7, n)
+        d_scores = (g * experts.permute(0, 2, 3, 1)).sum(dim=2).transpose(1, 2)  # (R, E, n) -> (R, n, E)
+        return grad, d_scores, None
+
+
 class MoEModel(nn.Module):
     """Gate + router + E experts, every tensor with a leading replica axis R."""
 
@@ -331,13 +356,19 @@ class MoEModel(nn.Module):
         logits = self.gate_logits(z, idx)
         experts = self.expert_outputs(z, idx, leading_rows(w) if self.training and self.expert_dropout else None)
         routed = self.router(logits, z, w, idx) if idx is not None else self.router(logits, z, w)
-        y = _mix(routed["gates"], experts)
-        if self.straight_through and torch.is_grad_enabled():
-            # Value: exactly the top-k mixture (the added terms cancel to 0). Gradient w.r.t. the gate:
-            # that of the dense mixture Σ_i p_i·sg(out_i), so the top-1 router still learns which
-            # expert fits each row. Experts get gradient only from the exact top-k path.
-            dense = _mix(routed["gate_scores"], experts.detach())
-            y = y + (dense - dense.detach())
+        if self.straight_through and getattr(self.router, "gates_at_top_k", False) and buckets_outer(experts):
+            # the same values and gradients as the general path below, without the E-fold arithmetic
+            y = _chosen_expert(experts, routed["top_k_indices"])
+            if torch.is_grad_enabled():
+                y = _StraightThroughGate.apply(y, routed["gate_scores"], experts.detach())
+        else:
+            y = _mix(routed["gates"], experts)
+            if self.straight_through and torch.is_grad_enabled():
+                # Value: exactly the top-k mixture (the added terms cancel to 0). Gradient w.r.t. the gate:
+                # that of the dense mixture Σ_i p_i·sg(out_i), so the top-1 router still learns which
+                # expert fits each row. Experts get gradient only from the exact top-k path.
+                dense = _mix(routed["gate_scores"], experts.detach())
+                y = y + (dense - dense.detach())
         if not return_intermediate:
             return y
         out = dict(routed)

@@ -56,6 +56,8 @@ def overridden_rows(gate_scores: torch.Tensor, dispatch: torch.Tensor, k: int) -
 class TopKRouter(nn.Module):
     """Exact procedure of the design notes: softmax -> top-k -> renormalise -> sparse gates."""
 
+    gates_at_top_k = True   # gates are the renormalised probabilities at top_k_indices, 0 elsewhere (model.py reads it)
+
     def __init__(self, num_experts: int, top_k: int, **_: object) -> None:
         super().__init__()
         self.num_experts, self.top_k = num_experts, top_k
@@ -89,6 +91,8 @@ class NoisyTopKRouter(nn.Module):
     threshold is the k-th largest of the OTHER noisy logits (the (k+1)-th of all when i is inside
     the top-k, else the k-th) — noisy logits compared with noisy logits, like with like.
     """
+
+    gates_at_top_k = True
 
     def __init__(self, num_experts: int, top_k: int, n_features: int, replicas: int,
                  noise_streams: list[torch.Generator] | None = None, **_: object) -> None:

@@ -105,6 +105,9 @@ from pathlib import Path
 from wordle_moe.progress import configure_progress
 
 PROGRESS = configure_progress()  # before any engine import: widget bars in JupyterLab, text lines in papermill's log
+from wordle_moe import parallel
+
+parallel.warm_up(N_JOBS)  # the worker processes start and import the engine while this kernel does the same
 
 import numpy as np
 import pandas as pd
@@ -119,7 +122,6 @@ from wordle_moe import (
     embeddings,
     evaluation,
     explain,
-    parallel,
     parameters,
     paths,
     persistence,
@@ -403,6 +405,16 @@ display(routers)
 
 # %%
 with run.section("analysis_assignment"):
+    # The procedure tables of 9.9 and 9.10 only train in the worker processes: they start now, in the background,
+    # and the pool trains them while this section draws its figures. 3 outer folds, 6 replicas and the ridge
+    # strengths as configured (no inner CV, so no choice sees a held-out word) keep them fast;
+    # benchmarks/expert_count.py measures the same with 5 folds, more replicas and the strengths chosen by nested CV
+    ORIGIN_CV, ORIGIN_B = (2, 2) if QUICK else (3, 6)
+    TABLE_CFG, EXPERT_COUNTS = CFG.replace(penalty_cv=0), (1, 2) if QUICK else (1, 2, 3, 4)
+    origin_job = parallel.in_background(agreement.gate_origin_comparison, X, P, TABLE_CFG, cv=ORIGIN_CV, B=ORIGIN_B,
+                                        seed=SEED)
+    expert_count_job = parallel.in_background(agreement.expert_count_comparison, X, P, TABLE_CFG,
+                                              counts=EXPERT_COUNTS, cv=ORIGIN_CV, B=ORIGIN_B, seed=SEED)
     inter = mb.intermediates(model, X)
     topk_table = analysis.topk_assignment(WORDS, inter)
     report.write_assignment(topk_table, OUT, "topk")
@@ -585,12 +597,7 @@ display(Image(OUT / "expert_decomposition_samples.png"))
 with run.section("analysis_stability"):
     report.write_stability(stability_frame, OUT)
     with_start = agreement.ari_with_start(boot_info["models"], X)
-    # 3 outer folds, 6 replicas and the ridge strengths as configured (no inner CV, so no choice sees a held-out
-    # word) keep these two tables fast; benchmarks/expert_count.py measures the same with 5 folds, more replicas and
-    # the strengths chosen by nested CV
-    ORIGIN_CV, ORIGIN_B = (2, 2) if QUICK else (3, 6)
-    TABLE_CFG = CFG.replace(penalty_cv=0)
-    origin = agreement.gate_origin_comparison(X, P, TABLE_CFG, cv=ORIGIN_CV, B=ORIGIN_B, seed=SEED, progress=True)
+    origin = origin_job.result()   # started with 9.1
     report.write_table(origin, OUT, "gate_origin_comparison.csv")
     report.write_figure(analysis.plot_assignment_stability(grouping, with_start=with_start), OUT,
                         "expert_assignment_stability.png")
@@ -623,9 +630,7 @@ display(Image(OUT / "expert_assignment_stability.png"))
 
 # %%
 with run.section("analysis_expert_count"):
-    counts = (1, 2) if QUICK else (1, 2, 3, 4)
-    expert_count = agreement.expert_count_comparison(X, P, TABLE_CFG, counts=counts, cv=ORIGIN_CV, B=ORIGIN_B,
-                                                     seed=SEED, progress=True)
+    expert_count = expert_count_job.result()   # started with 9.1
     report.write_table(expert_count, OUT, "expert_count_comparison.csv")
     more = expert_count[expert_count["num_experts"] > 1]
     if more["beats_first"].any():

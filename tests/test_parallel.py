@@ -82,6 +82,29 @@ def test_worker_count_from_argument_setting_and_environment(monkeypatch):
         parallel.n_jobs_in_force()
 
 
+def _fails(x: int) -> int:
+    raise RuntimeError(f"task {x} failed")
+
+
+def test_background_jobs_run_in_order_and_give_the_direct_result_or_its_error():
+    jobs = [parallel.in_background(parallel.parallel_map, _slow_square, range(6), n_jobs=2),
+            parallel.in_background(sorted, [3, 1, 2]), parallel.in_background(_fails, 7)]
+    assert jobs[0].result() == [x * x for x in range(6)] and jobs[1].result() == [1, 2, 3]
+    with pytest.raises(RuntimeError, match="task 7 failed"):
+        jobs[2].result()
+
+
+def test_warm_up_starts_the_pool_the_next_map_uses():
+    job = parallel.warm_up(2)
+    assert set(job.result()) <= set(parallel.parallel_map(_pid, range(4), n_jobs=2))   # (a warm worker may take both)
+    assert parallel.warm_up(1) is None and parallel.warm_up("three") is None   # in-process, invalid: nothing
+
+
+def test_a_task_running_in_one_thread_leaves_other_threads_maps_parallel():
+    inside = parallel.in_background(parallel._run_task, lambda _: parallel.n_jobs_in_force(3), None, 1).result()
+    assert inside == 1 and parallel.n_jobs_in_force(3) == 3
+
+
 def test_chunks_cover_the_range_in_order():
     assert [list(c) for c in parallel.chunks(7, 3)] == [[0, 1], [2, 3], [4, 5, 6]]  # no chunk of one
     assert [len(c) for c in parallel.chunks(200, 25)] == [25] * 8

@@ -13,13 +13,16 @@ Inside a worker, a nested ``parallel_map`` runs sequentially (no pools of pools)
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 N_JOBS_ENV = "N_JOBS"
 THREADS_PER_TASK = 1
 _n_jobs: int | None = None      # set_n_jobs; None: the environment variable or every core
-_in_worker = False              # True inside a task: nested maps run sequentially
+_task = threading.local()       # .running is True inside a task (in a worker, or in this process's thread that runs it)
+_background: Any = None         # the background thread of in_background (started on first use)
 
 
 def available_cores() -> int:
@@ -55,7 +58,7 @@ def set_n_jobs(n_jobs: int | str | None) -> int:
 def n_jobs_in_force(n_jobs: int | str | None = None) -> int:
     """The worker count a map would use: ``n_jobs``, else set_n_jobs, else $N_JOBS, else every core
     (1 inside a worker)."""
-    if _in_worker:
+    if getattr(_task, "running", False):
         return 1
     if n_jobs is not None:
         return _parse(n_jobs, "n_jobs")
@@ -67,19 +70,18 @@ def n_jobs_in_force(n_jobs: int | str | None = None) -> int:
 
 def _run_task(fn: Callable[..., Any], item: Any, threads: int) -> Any:
     """Run one task with ``threads`` torch and BLAS/OpenMP threads (restored afterwards), nested maps sequential."""
-    global _in_worker
     import torch
     from threadpoolctl import threadpool_limits
 
-    old_threads, old_flag = torch.get_num_threads(), _in_worker
+    old_threads, old_flag = torch.get_num_threads(), getattr(_task, "running", False)
     torch.set_num_threads(threads)
-    _in_worker = True
+    _task.running = True
     try:
         with threadpool_limits(threads):
             return fn(item)
     finally:
         torch.set_num_threads(old_threads)
-        _in_worker = old_flag
+        _task.running = old_flag
 
 
 def shared_pool_config() -> Any:
@@ -130,6 +132,37 @@ def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any], n_jobs: int | s
         return results
     finally:
         bar.close()
+
+
+def _import_engine(_: object) -> int:
+    """A warm-up task: the imports every later task needs (torch, scikit-learn, the engine); returns the pid."""
+    from wordle_moe import evaluation  # noqa: F401  (imports the model, the training, the peers)
+
+    return os.getpid()
+
+
+def in_background(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+    """``fn(*args, **kwargs)`` in this process's background thread; returns its Future (``.result()`` waits and
+    re-raises). For work whose fits run in the worker pool anyway (the thread only waits on them): started early,
+    it keeps the pool busy while this process does serial work such as drawing figures. Jobs run one after another
+    in submission order; results are those of a direct call (every task carries its own random streams)."""
+    global _background
+    if _background is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wordle_moe-background")
+    return _background.submit(fn, *args, **kwargs)
+
+
+def warm_up(n_jobs: int | str | None = None) -> Future | None:
+    """Start the worker pool in the background and let each worker import the engine (~2 s), so that the first map
+    finds it ready while this process does other work (its own imports, the data). None when maps would run in this
+    process, or when ``n_jobs`` is invalid (whoever sets it reports that)."""
+    try:
+        workers = n_jobs_in_force(n_jobs)
+    except ValueError:
+        return None
+    return in_background(parallel_map, _import_engine, range(workers), n_jobs=workers) if workers > 1 else None
 
 
 def chunks(n: int, size: int) -> list[range]:

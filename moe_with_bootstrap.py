@@ -208,6 +208,10 @@ display(holdout_features[["word", "date", "date_used", *mb.KEY_FEATURES]])
 
 # %%
 with run.section("training"):
+    # section 5's comparison only trains in the worker processes: it starts now, in the background, and the pool
+    # trains it while this process trains the model below
+    comparison_job = parallel.in_background(evaluation.compare_with_peers, X, P, data.dates, CFG, quick=QUICK,
+                                            seed=SEED)
     split = evaluation.forecast_split(data.dates, seed=SEED, val_fraction=CFG.val_fraction)
     tr, va, te = split["train"], split["val"], split["test"]
     model, info = mb.train_moe(X[tr], P[tr], X[va], P[va], n_reported=data.n_reported[tr],
@@ -248,7 +252,7 @@ display(Image(OUT / "moe_training_history.png"))
 
 # %%
 with run.section("evaluation"):
-    comparison = evaluation.compare_with_peers(X, P, data.dates, CFG, quick=QUICK, seed=SEED, progress=True)
+    comparison = comparison_job.result()   # started with section 4
     report.write_table(comparison, OUT, "model_comparison.csv")
 for protocol, mode in comparison.drop_duplicates("protocol")[["protocol", "mode"]].itertuples(index=False):
     print(f"protocol {protocol}: {mode}")

@@ -107,7 +107,7 @@ from wordle_moe.progress import configure_progress
 PROGRESS = configure_progress()  # before any engine import: widget bars in JupyterLab, text lines in papermill's log
 from wordle_moe import parallel
 
-parallel.warm_up(N_JOBS)  # the worker processes start and import the engine while this kernel does the same
+parallel.warm_up(N_JOBS, "wordle_moe.evaluation")  # the workers start and import the engine while this kernel does
 
 import numpy as np
 import pandas as pd

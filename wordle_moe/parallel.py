@@ -134,10 +134,11 @@ def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any], n_jobs: int | s
         bar.close()
 
 
-def _import_engine(_: object) -> int:
-    """A warm-up task: the imports every later task needs (torch, scikit-learn, the engine); returns the pid."""
-    from wordle_moe import evaluation  # noqa: F401  (imports the model, the training, the peers)
+def _imported(module: str) -> int:
+    """A warm-up task: import ``module`` in this worker; returns the worker's pid."""
+    import importlib
 
+    importlib.import_module(module)
     return os.getpid()
 
 
@@ -154,15 +155,16 @@ def in_background(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Futur
     return _background.submit(fn, *args, **kwargs)
 
 
-def warm_up(n_jobs: int | str | None = None) -> Future | None:
-    """Start the worker pool in the background and let each worker import the engine (~2 s), so that the first map
-    finds it ready while this process does other work (its own imports, the data). None when maps would run in this
-    process, or when ``n_jobs`` is invalid (whoever sets it reports that)."""
+def warm_up(n_jobs: int | str | None = None, module: str = "torch") -> Future | None:
+    """Start the worker pool in the background and let each worker import ``module`` (the notebook names the
+    engine's top, ~2 s), so that the first map finds the pool ready while this process does other work (its own
+    imports, the data). None when maps would run in this process, or when ``n_jobs`` is invalid (whoever sets it
+    reports that)."""
     try:
         workers = n_jobs_in_force(n_jobs)
     except ValueError:
         return None
-    return in_background(parallel_map, _import_engine, range(workers), n_jobs=workers) if workers > 1 else None
+    return in_background(parallel_map, _imported, [module] * workers, n_jobs=workers) if workers > 1 else None
 
 
 def chunks(n: int, size: int) -> list[range]:

@@ -401,6 +401,10 @@ display(routers)
 # words whose group the replicas' consensus confirms. The replicas' expert numbers are matched to this model's
 # experts by their routed mean outputs (Hungarian matching), so "expert 1" means the same thing throughout.
 #
+# The heavy training still ahead (the two tables of 9.9–9.10, section 10's WordleBot models) starts in the first cell
+# below, in a background thread of this kernel: the worker processes train it while this section draws its figures,
+# and the cell that shows a result waits for it. Every result is the same as when computed in place.
+#
 # ### 9.1 Top-K assignment
 #
 # Each word's weights are the sparse Top-K gates the model actually mixes with; its primary expert is the largest.
@@ -409,8 +413,7 @@ display(routers)
 
 # %%
 with run.section("analysis_assignment"):
-    # The procedure tables of 9.9 and 9.10 only train in the worker processes: they start now, in the background,
-    # and the pool trains them while this section draws its figures. 3 outer folds, 6 replicas and the ridge
+    # in the background (see above): the procedure tables of 9.9 and 9.10. 3 outer folds, 6 replicas and the ridge
     # strengths as configured (no inner CV, so no choice sees a held-out word) keep them fast;
     # benchmarks/expert_count.py measures the same with 5 folds, more replicas and the strengths chosen by nested CV
     ORIGIN_CV, ORIGIN_B = (2, 2) if QUICK else (3, 6)
@@ -419,6 +422,20 @@ with run.section("analysis_assignment"):
                                         seed=SEED)
     expert_count_job = parallel.in_background(agreement.expert_count_comparison, X, P, TABLE_CFG,
                                               counts=EXPERT_COUNTS, cv=ORIGIN_CV, B=ORIGIN_B, seed=SEED)
+    # then section 10's WordleBot models: protocol C and the all-sources ensemble
+    from wordle_moe import forecast
+    from wordle_moe.dataset import ALL_SOURCES
+    from wordle_moe.wordlebot import WORDLEBOT_DATA
+
+    data_all = mb.load_dataset(sources=ALL_SOURCES)
+    B_FORECAST, B_ALL = min(CFG.bootstrap_b, 4 if QUICK else 20), min(CFG.bootstrap_b, 4 if QUICK else 50)
+    c_models, c_stand_in = forecast.protocol_c_models(CFG, B_FORECAST, quick=QUICK, seed=SEED)
+    protocol_c_job = parallel.in_background(
+        forecast.protocol_c_comparison, c_models, "moe", data_all.X, data_all.P, data_all.dates, data_all.population,
+        data_all.words, ci_level=mb.BOOTSTRAP_CI, calibration_estimator=c_stand_in, cv=2 if QUICK else 5, seed=SEED,
+        n_day_draws=500 if QUICK else 2000)
+    all_sources_job = parallel.in_background(mb.MoEDistributionRegressor.from_config(CFG, B_ALL).fit, data_all.X,
+                                             data_all.P)
     inter = mb.intermediates(model, X)
     topk_table = analysis.topk_assignment(WORDS, inter)
     report.write_assignment(topk_table, OUT, "topk")
@@ -659,26 +676,17 @@ display(expert_count[["procedure", "rps", "rps_se", "rps_diff_vs_first", "rps_di
 # 0/1 inputs built from its source alone — `population_wordlebot`, `population_hard_mode` — which the gate sees
 # like any other input.
 #
-# **Protocol C.** Train on every MCM day and the WordleBot days before 2024-07-01; forecast the 184 WordleBot days
-# 2024-07-01 .. 2024-12-31. Every peer and the MoE are fitted on the same rows and scored per day (MAE in pp, RPS,
+# **Protocol C** (trained in the background since 9.1). Train on every MCM day and the WordleBot days before
+# 2024-07-01; forecast the 184 WordleBot days 2024-07-01 .. 2024-12-31. Every peer and the MoE are fitted on the
+# same rows and scored per day (MAE in pp, RPS,
 # JS, KL, |Δ expected tries|, Spearman of predicted vs observed mean tries); `rps_low`/`rps_high` resample the
 # test days. The MoE's predictive interval is calibrated by out-of-fold residuals of WordleBot training rows only
 # (the MCM rows are a noisier population); its coverage of the observed bucket shares is measured on the test days.
 
 # %%
 with run.section("beyond_2022"):
-    from wordle_moe import forecast
-    from wordle_moe.dataset import ALL_SOURCES
-    from wordle_moe.wordlebot import WORDLEBOT_DATA
-
-    data_all = mb.load_dataset(sources=ALL_SOURCES)
     run.add_data_file(WORDLEBOT_DATA)
-    B_FORECAST = min(CFG.bootstrap_b, 4 if QUICK else 20)  # replicas of the protocol C MoE
-    c_models, c_stand_in = forecast.protocol_c_models(CFG, B_FORECAST, quick=QUICK, seed=SEED)
-    c_table, c_frame, c_fc = forecast.protocol_c_comparison(
-        c_models, "moe", data_all.X, data_all.P, data_all.dates, data_all.population, data_all.words,
-        ci_level=mb.BOOTSTRAP_CI, calibration_estimator=c_stand_in, cv=2 if QUICK else 5, seed=SEED,
-        n_day_draws=500 if QUICK else 2000)
+    c_table, c_frame, c_fc = protocol_c_job.result()   # started with 9.1 (B_FORECAST replicas of the MoE)
     report.write_table(c_table, OUT, "forecast_wordlebot_comparison.csv")
     report.write_table(c_frame, OUT, "forecast_wordlebot.csv")
     report.write_figure(forecast.plot_forecast(c_frame), OUT, "forecast_wordlebot.png")
@@ -706,8 +714,7 @@ display(Image(OUT / "forecast_wordlebot.png"))
 
 # %%
 with run.section("beyond_2022_model"):
-    B_ALL = min(CFG.bootstrap_b, 4 if QUICK else 50)
-    all_sources = mb.MoEDistributionRegressor.from_config(CFG, B_ALL).fit(data_all.X, data_all.P)
+    all_sources = all_sources_job.result()   # started with 9.1: B_ALL replicas on every day of both sources
     routing = forecast.routing_by_population(all_sources.bootstrap_models_, data_all.X, data_all.population)
     routing_table = forecast.routing_summary(routing)
     split_share = forecast.routing_split_share(routing)

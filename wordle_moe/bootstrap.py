@@ -57,13 +57,28 @@ def join_replicas(models: list[MoEModel]) -> MoEModel:
     return joined.eval()
 
 
+def take_replicas(model: MoEModel, rows: list[int]) -> MoEModel:
+    """A batched model of the replicas at ``rows`` of ``model`` (the inverse of join_replicas)."""
+    part = MoEModel(model.n_features, model.config, replicas=len(rows),
+                    replica_ids=[model.replica_ids[r] for r in rows])
+    index = torch.as_tensor(rows)
+    part.load_state_dict({k: v[index] for k, v in model.state_dict().items()})
+    if getattr(model, "start_gate_", None) is not None:
+        part.start_gate_ = {k: v[index] for k, v in model.start_gate_.items()}
+    return part.eval()
+
+
 def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None, B: int | None = None,
                   seed: int | None = None, n_reported: Any | None = None, sample_weight: Any | None = None,
-                  batched: bool = True, progress: bool = False, n_jobs: int | None = None, **knobs: Any
+                  batched: bool = True, progress: bool = False, n_jobs: int | None = None,
+                  extra: tuple[np.ndarray, np.ndarray] | None = None, **knobs: Any
                   ) -> tuple[list[MoEModel], dict[str, Any]]:
     """Train B bootstrap replicas; returns ([one batched model] or [B sequential models], info).
 
     Batched: chunks of BOOTSTRAP_CHUNK replicas train in ``n_jobs`` worker processes and join into one model.
+    ``extra`` = (train weights, validation weights), each (n,): one more model (replica id 0, as a lone fit's) trained
+    in the last chunk, for the price of one more replica there; it comes back as ``info["extra_model"]`` with its
+    stopping step ``info["extra_best_epoch"]`` (batched only).
     """
     cfg = resolve_config(config, **knobs)
     B = cfg.bootstrap_b if B is None else int(B)
@@ -80,15 +95,26 @@ def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None
     start = time.perf_counter()
     # one choice of the ridge strengths for every replica, from the training rows only (no-op unless converged)
     cfg, penalty_table = select_penalties(X, P, cfg.replace(seed=seed), sample_weight=sw, n_reported=n_reported)
+    extra_info = {}
     if batched:
+        pieces, ids = chunks(B, BOOTSTRAP_CHUNK), np.arange(B)
+        if extra is not None:   # row B of the weights, in the last chunk, with replica id 0
+            train_w = np.vstack([train_w, np.asarray(extra[0], dtype=float)[None]])
+            val_w = np.vstack([val_w, np.asarray(extra[1], dtype=float)[None]])
+            pieces, ids = pieces[:-1] + [range(pieces[-1].start, B + 1)], np.append(ids, 0)
         task = partial(fit_chunk, X=X, P=P, config=cfg.replace(seed=seed), train_weight=train_w, val_weight=val_w,
-                       n_reported=n_reported)
-        parts = parallel_map(task, chunks(B, BOOTSTRAP_CHUNK), n_jobs, desc="bootstrap", progress=progress)
+                       n_reported=n_reported, replica_ids=ids)
+        parts = parallel_map(task, pieces, n_jobs, desc="bootstrap", progress=progress)
+        if extra is not None:
+            last, inf = parts[-1]
+            k = last.replicas - 1
+            extra_info = {"extra_model": take_replicas(last, [k]), "extra_best_epoch": int(inf["best_epochs"][k])}
+            parts[-1] = (take_replicas(last, list(range(k))), {**inf, "best_epochs": inf["best_epochs"][:k]})
         models = [join_replicas([m for m, _ in parts])]
         best = np.concatenate([inf["best_epochs"] for _, inf in parts])
         # one training log per chunk (replica means per epoch), labelled with its first replica
-        history = pd.concat([inf["history"].assign(first_replica=ids.start)
-                             for ids, (_, inf) in zip(chunks(B, BOOTSTRAP_CHUNK), parts)], ignore_index=True)
+        history = pd.concat([inf["history"].assign(first_replica=piece.start)
+                             for piece, (_, inf) in zip(pieces, parts)], ignore_index=True)
     else:
         models, best, history = [], [], None
         rng = range(B)
@@ -103,7 +129,7 @@ def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None
             best.append(inf["best_epochs"][0])
         best = np.asarray(best)
     info = {"counts": counts, "best_epochs": best, "seconds": time.perf_counter() - start, "B": B, "seed": seed,
-            "batched": batched, "config": cfg, "history": history, "penalty_cv": penalty_table}
+            "batched": batched, "config": cfg, "history": history, "penalty_cv": penalty_table, **extra_info}
     return models, info
 
 

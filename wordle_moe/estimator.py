@@ -110,7 +110,9 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
         ``sample_weight`` (n,) weights rows (array or pandas Series; non-negative, not all zero);
         ``n_reported`` (n,) feeds the N_WEIGHTING of the main loss (ignored when n_weighting="none").
         ``history_`` is the single model's training log: loss terms whose coefficient is 0 (they do not change
-        training) are logged every ``training.CHECK_EVERY`` steps, NaN between (``train_moe`` logs every step).
+        training) are logged every ``training.CHECK_EVERY`` steps, NaN between (``train_moe`` logs every step). With
+        converged training and ``n_bootstrap`` > 0 the single model trains as one more replica of the bootstrap's
+        last chunk, and ``history_`` is the bootstrap's log (replica means per chunk, as ``fit_bootstrap`` gives).
         """
         cfg = self._config()
         # inputs first, then weights, then the target, so each error names what is wrong with it
@@ -139,17 +141,28 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
         if sw[tr].sum() <= 0 or sw[val].sum() <= 0:
             raise ValueError("sample_weight is zero on every training or every validation row of the early-stopping "
                              "split: give more rows a positive weight")
-        self.model_, info = fit_replicas(X[tr], P[tr], X[val], P[val], cfg, train_weight=sw[tr][None],
-                                         val_weight=sw[val][None], n_reported=None if nr is None else nr[tr],
-                                         n_reported_val=None if nr is None else nr[val])
-        self.history_ = info["history"]
-        self.best_epoch_ = info["best_epoch"]
         self.bootstrap_models_ = None
         self.residuals_ = None
-        if self.n_bootstrap and self.n_bootstrap > 0:
-            self.bootstrap_models_, _ = fit_bootstrap(X, P, config=cfg, B=int(self.n_bootstrap),
-                                                      seed=int(self.random_state), sample_weight=sw,
-                                                      n_reported=nr)
+        B = int(self.n_bootstrap or 0)
+        if B > 0 and cfg.training == "converged":
+            # the single model trains on every row: one more replica of the bootstrap's last chunk (same rows, its
+            # validation split only logged) instead of a fit of its own
+            held_out = np.zeros(n)
+            held_out[val] = 1.0
+            self.bootstrap_models_, boot = fit_bootstrap(X, P, config=cfg, B=B, seed=int(self.random_state),
+                                                         sample_weight=sw, n_reported=nr, extra=(sw, sw * held_out))
+            self.model_, self.best_epoch_ = boot["extra_model"], boot["extra_best_epoch"]
+            self.history_ = boot["history"]
+        else:
+            self.model_, info = fit_replicas(X[tr], P[tr], X[val], P[val], cfg, train_weight=sw[tr][None],
+                                             val_weight=sw[val][None], n_reported=None if nr is None else nr[tr],
+                                             n_reported_val=None if nr is None else nr[val])
+            self.history_ = info["history"]
+            self.best_epoch_ = info["best_epoch"]
+        if B > 0:
+            if self.bootstrap_models_ is None:
+                self.bootstrap_models_, _ = fit_bootstrap(X, P, config=cfg, B=B, seed=int(self.random_state),
+                                                          sample_weight=sw, n_reported=nr)
             if self.calibration_cv and self.calibration_cv >= 2:
                 inner = clone(self).set_params(n_bootstrap=0, calibration_cv=0)
                 self.residuals_ = oof_residuals(inner, X, P, cv=self.calibration_cv, sample_weight=sw, n_reported=nr,

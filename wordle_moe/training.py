@@ -400,13 +400,15 @@ def select_penalties(X: Any, P: Any, config: MoEConfig, *, sample_weight: Any | 
 
 
 def fit_chunk(ids: range, *, X: np.ndarray, P: np.ndarray, config: MoEConfig, train_weight: np.ndarray,
-              val_weight: np.ndarray, n_reported: Any | None = None, penalties: dict[str, np.ndarray] | None = None
-              ) -> tuple[MoEModel, dict[str, Any]]:
+              val_weight: np.ndarray, n_reported: Any | None = None, penalties: dict[str, np.ndarray] | None = None,
+              replica_ids: Any | None = None) -> tuple[MoEModel, dict[str, Any]]:
     """Replicas ``ids`` (rows of the (R, n) weights and of ``penalties``) trained as one batched model on the rows
-    X, P: a picklable task for ``parallel_map`` (bootstrap chunks, the inner CV's chunks)."""
+    X, P: a picklable task for ``parallel_map`` (bootstrap chunks, the inner CV's chunks). Row r's replica id (its
+    initial weights and streams) is ``replica_ids[r]``, by default r."""
     sl = slice(ids.start, ids.stop)
+    rid = list(ids) if replica_ids is None else [int(i) for i in np.asarray(replica_ids)[sl]]
     return fit_replicas(X, P, X, P, config, train_weight=train_weight[sl], val_weight=val_weight[sl],
-                        n_reported=n_reported, n_reported_val=n_reported, replica_ids=list(ids),
+                        n_reported=n_reported, n_reported_val=n_reported, replica_ids=rid,
                         penalties=None if penalties is None else {k: v[sl] for k, v in penalties.items()})
 
 

@@ -9,6 +9,7 @@ a weight of 0 removes a row from every term.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -182,7 +183,8 @@ def with_expected_routing_gradient(out: dict[str, Any], target: torch.Tensor, co
 
 
 def loss_terms(out: dict[str, Any], target: torch.Tensor, w_main: torch.Tensor, w: torch.Tensor,
-               expert_params: torch.Tensor, config: Any, diagnostics: bool = True) -> dict[str, torch.Tensor]:
+               expert_params: torch.Tensor | Callable[[], torch.Tensor], config: Any, diagnostics: bool = True
+               ) -> dict[str, torch.Tensor]:
     """Every loss term plus their weighted total, each (R,).
 
     A term whose coefficient is 0 does not change training: it is computed for the loss log only, without a graph
@@ -201,7 +203,8 @@ def loss_terms(out: dict[str, Any], target: torch.Tensor, w_main: torch.Tensor, 
             means = routed_mean_outputs(out["expert_outputs"], w, gates)
     y = with_expected_routing_gradient(out, target, getattr(config, "routing_ce_coef", 0.0))
     terms = {"main_loss": soft_cross_entropy(y, target, w_main), "lb_loss": out["load_balance_loss"]}
-    for name, coef, term in (("div", div_c, lambda: parameter_diversity(expert_params)),
+    flat = expert_params if callable(expert_params) else (lambda: expert_params)   # built only when a term needs it
+    for name, coef, term in (("div", div_c, lambda: parameter_diversity(flat())),
                              ("out_div", out_c, lambda: mean_pairwise_cosine(means)),
                              ("js", js_c, lambda: _js_of_means(means)),
                              ("z_loss", z_c, lambda: router_z_loss(out["gate_logits"], w))):

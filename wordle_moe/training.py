@@ -124,7 +124,7 @@ def _run_phase(model: MoEModel, params: list[torch.nn.Parameter], data: dict[str
 
         model.train()
         out = model(sub(X), return_intermediate=True, weight=sub(w), idx=idx, standardised=True)
-        terms = loss_terms(out, sub(P), sub(w_main), sub(w), model.expert_parameters_flat(idx), cfg,
+        terms = loss_terms(out, sub(P), sub(w_main), sub(w), partial(model.expert_parameters_flat, idx), cfg,
                            diagnostics=step % log_every == 0)
         opt.zero_grad(set_to_none=True)
         loss = terms["total_loss"].sum()   # sum over replicas: each replica's gradient is its own
@@ -202,7 +202,7 @@ def _run_converged(model: MoEModel, params: list[torch.nn.Parameter], data: dict
             g["lr"] = lr0 * decay ** step
         model.train()
         out = model(cur["X"], return_intermediate=True, weight=cur["w"], idx=idx, standardised=True)
-        terms = loss_terms(out, cur["P"], cur["w_main"], cur["w"], model.expert_parameters_flat(idx), cfg,
+        terms = loss_terms(out, cur["P"], cur["w_main"], cur["w"], partial(model.expert_parameters_flat, idx), cfg,
                            diagnostics=step % log_every == 0)
         obj = terms["total_loss"] + model.penalty(idx) + model.skip_penalty(idx)
         opt.zero_grad(set_to_none=True)

@@ -105,9 +105,6 @@ from pathlib import Path
 from wordle_moe.progress import configure_progress
 
 PROGRESS = configure_progress()  # before any engine import: widget bars in JupyterLab, text lines in papermill's log
-from wordle_moe import parallel
-
-parallel.warm_up(N_JOBS, "wordle_moe.evaluation")  # the workers start and import the engine while this kernel does
 
 import numpy as np
 import pandas as pd
@@ -122,6 +119,7 @@ from wordle_moe import (
     embeddings,
     evaluation,
     explain,
+    parallel,
     parameters,
     paths,
     persistence,
@@ -144,6 +142,7 @@ with run.section("parameters"):
     QUICK, RUN_GRID_SEARCH = parameters.parse_switches(PARAMS).values()  # "false" is False, never a QUICK run
     applied = parameters.apply_parameters(mb, PARAMS, quick=QUICK)
     WORKERS = parallel.set_n_jobs(N_JOBS)  # independent fits (folds, peers, replica chunks) run in this many processes
+    parallel.warm_up(WORKERS, "wordle_moe.evaluation")  # the workers start and import the engine in the background
     CFG = mb.config()
     run.note("applied_to_module", applied)
     run.note("config", CFG.to_dict())

@@ -189,9 +189,10 @@ def protocol_c_comparison(models: Mapping[str, BaseEstimator], moe_name: str, X:
                                  seed=seed, n_reported=nr)
     task = partial(_protocol_c_fit, models=dict(models), moe_name=moe_name, X=X, P=P, populations=populations,
                    train=train, test=test, ci_level=ci_level, seed=seed, n_reported=n_reported, residuals=resid)
-    # the MoE in this process: its own inner CV and bootstrap chunks spread over the workers; then the peers
-    peers = [name for name in models if name != moe_name]
-    results = {moe_name: task(moe_name), **dict(zip(peers, parallel_map(task, peers)))}
+    # every model one task, the MoE (the longest) first: in a worker its own inner CV and bootstrap run there in
+    # turn while the other workers fit the peers (the notebook runs this in the background: the pool does it all)
+    names = [moe_name] + [name for name in models if name != moe_name]
+    results = dict(zip(names, parallel_map(task, names)))
     fc = results[moe_name][2]
     rows, preds = [], {}
     for name in models:

@@ -86,12 +86,18 @@ def _fails(x: int) -> int:
     raise RuntimeError(f"task {x} failed")
 
 
-def test_background_jobs_run_in_order_and_give_the_direct_result_or_its_error():
-    jobs = [parallel.in_background(parallel.parallel_map, _slow_square, range(6), n_jobs=2),
-            parallel.in_background(sorted, [3, 1, 2]), parallel.in_background(_fails, 7)]
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_background_jobs_give_the_direct_result_or_its_error(n_jobs, monkeypatch):
+    import threading
+
+    monkeypatch.setenv(parallel.N_JOBS_ENV, str(n_jobs))
+    jobs = [parallel.in_background(parallel.parallel_map, _slow_square, range(6)),
+            parallel.in_background(sorted, [3, 1, 2]), parallel.in_background(_fails, 7),
+            parallel.in_background(lambda: threading.current_thread() is threading.main_thread())]
     assert jobs[0].result() == [x * x for x in range(6)] and jobs[1].result() == [1, 2, 3]
     with pytest.raises(RuntimeError, match="task 7 failed"):
         jobs[2].result()
+    assert jobs[3].result() == (n_jobs == 1), "one worker: at once in this thread; more: in a background thread"
 
 
 def test_warm_up_starts_the_pool_the_next_map_uses():
@@ -101,7 +107,10 @@ def test_warm_up_starts_the_pool_the_next_map_uses():
 
 
 def test_a_task_running_in_one_thread_leaves_other_threads_maps_parallel():
-    inside = parallel.in_background(parallel._run_task, lambda _: parallel.n_jobs_in_force(3), None, 1).result()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as other:
+        inside = other.submit(parallel._run_task, lambda _: parallel.n_jobs_in_force(3), None, 1).result()
     assert inside == 1 and parallel.n_jobs_in_force(3) == 3
 
 

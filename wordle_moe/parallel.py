@@ -22,7 +22,8 @@ N_JOBS_ENV = "N_JOBS"
 THREADS_PER_TASK = 1
 _n_jobs: int | None = None      # set_n_jobs; None: the environment variable or every core
 _task = threading.local()       # .running is True inside a task (in a worker, or in this process's thread that runs it)
-_background: Any = None         # the background thread of in_background (started on first use)
+_background: Any = None         # the background threads of in_background (started on first use)
+BACKGROUND_JOBS = 2             # in_background jobs running at a time
 
 
 def available_cores() -> int:
@@ -143,15 +144,23 @@ def _imported(module: str) -> int:
 
 
 def in_background(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-    """``fn(*args, **kwargs)`` in this process's background thread; returns its Future (``.result()`` waits and
-    re-raises). For work whose fits run in the worker pool anyway (the thread only waits on them): started early,
-    it keeps the pool busy while this process does serial work such as drawing figures. Jobs run one after another
-    in submission order; results are those of a direct call (every task carries its own random streams)."""
+    """``fn(*args, **kwargs)`` in a background thread of this process (with one worker: at once, in this thread);
+    returns its Future (``.result()`` waits and re-raises). For work whose fits run in the worker pool anyway (the
+    thread only waits on them): started early, it keeps the pool busy while this process does serial work such as
+    drawing figures. Two jobs run at a time, in submission order, so one job's tail (fewer tasks than workers) does
+    not leave the pool idle; results are those of a direct call (every task carries its own random streams)."""
     global _background
+    if n_jobs_in_force() <= 1:   # one process asked for: the job runs now, here (no thread shares its settings)
+        done: Future = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
     if _background is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wordle_moe-background")
+        _background = ThreadPoolExecutor(max_workers=BACKGROUND_JOBS, thread_name_prefix="wordle_moe-background")
     return _background.submit(fn, *args, **kwargs)
 
 

@@ -228,8 +228,8 @@ def test_shared_base_experts_match_numpy_and_are_stored_rows_innermost(E, mlp):
     """softmax(z·(W_base + Δ_e) + b_base + δ_e [+ tanh(z·W1_e + b1_e)·W2_e]) recomputed in numpy; the outputs are
     (R, n, E, 7) views of buckets-outer storage, and the mixture and the cross-entropy give what contiguous copies
     give."""
-    from wordle_moe.losses import soft_cross_entropy
-    from wordle_moe.model import SKIP_PARAM, buckets_outer
+    from wordle_moe.losses import buckets_outer, soft_cross_entropy
+    from wordle_moe.model import SKIP_PARAM
 
     X, P = _data()
     m = MoEModel(6, MoEConfig(num_experts=E, top_k=1, hidden_size=5, expert_mlp=mlp), replicas=2).eval()

@@ -78,7 +78,7 @@ def fit_bootstrap(X_train: Any, P_train: Any, *, config: MoEConfig | None = None
     Batched: chunks of BOOTSTRAP_CHUNK replicas train in ``n_jobs`` worker processes and join into one model.
     ``extra`` = (train weights, validation weights), each (n,): one more model (replica id 0, as a lone fit's) trained
     in the last chunk, for the price of one more replica there; it comes back as ``info["extra_model"]`` with its
-    stopping step ``info["extra_best_epoch"]`` (batched only).
+    stopping step ``info["extra_best_epoch"]`` (batched only), and the last chunk's log averages it in.
     """
     cfg = resolve_config(config, **knobs)
     B = cfg.bootstrap_b if B is None else int(B)

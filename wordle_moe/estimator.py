@@ -159,14 +159,13 @@ class MoEDistributionRegressor(RegressorMixin, BaseEstimator):
                                              n_reported_val=None if nr is None else nr[val])
             self.history_ = info["history"]
             self.best_epoch_ = info["best_epoch"]
-        if B > 0:
-            if self.bootstrap_models_ is None:
+            if B > 0:
                 self.bootstrap_models_, _ = fit_bootstrap(X, P, config=cfg, B=B, seed=int(self.random_state),
                                                           sample_weight=sw, n_reported=nr)
-            if self.calibration_cv and self.calibration_cv >= 2:
-                inner = clone(self).set_params(n_bootstrap=0, calibration_cv=0)
-                self.residuals_ = oof_residuals(inner, X, P, cv=self.calibration_cv, sample_weight=sw, n_reported=nr,
-                                                random_state=self.random_state)
+        if B > 0 and self.calibration_cv and self.calibration_cv >= 2:
+            inner = clone(self).set_params(n_bootstrap=0, calibration_cv=0)
+            self.residuals_ = oof_residuals(inner, X, P, cv=self.calibration_cv, sample_weight=sw, n_reported=nr,
+                                            random_state=self.random_state)
         return self
 
     def fold_predictions(self, X: np.ndarray, P: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], *,

@@ -47,6 +47,15 @@ def softmax_small(logits: torch.Tensor) -> torch.Tensor:
     return e / e.sum(dim=-1, keepdim=True)
 
 
+def buckets_outer(t: torch.Tensor) -> bool:
+    """Whether (..., n, [E,] 7) tensor ``t`` is stored buckets-outer, (..., [E,] 7, n): the layout of the shared-base
+    experts' outputs. Reductions and broadcasts over an inner axis of 7 (or 2) are several times slower on CPU than
+    the same arithmetic along the rows, so the training path keeps the rows innermost in memory."""
+    if t.stride(-1) == 1:
+        return False
+    return t.permute(0, 2, 3, 1).is_contiguous() if t.dim() == 4 else t.dim() == 3 and t.transpose(1, 2).is_contiguous()
+
+
 def _weighted_row_mean(values: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Weighted mean over the row axis (dim 1) of (R, n, ...) values; w is (R, n)."""
     shape = w.shape + (1,) * (values.dim() - 2)
@@ -58,8 +67,7 @@ def soft_cross_entropy(pred: torch.Tensor, target: torch.Tensor, w: torch.Tensor
     """Weighted soft-label cross-entropy −Σ_c P_c log Q_c, averaged over rows per replica -> (R,)."""
     if target.dim() == 2:
         target = target.unsqueeze(0)
-    if pred.dim() == 3 and pred.stride(-1) != 1 and pred.transpose(1, 2).is_contiguous():
-        # stored buckets-outer (the shared-base experts' mixture): sum over the 7 with the rows innermost
+    if pred.dim() == 3 and buckets_outer(pred):   # the shared-base experts' mixture: sum over the 7, rows innermost
         ce = -(target.transpose(1, 2) * torch.log(pred.transpose(1, 2).clamp_min(EPS))).sum(dim=1)
     else:
         ce = -(target * torch.log(pred.clamp_min(EPS))).sum(dim=-1)  # (R, n)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import MoEConfig
-from .losses import EPS, softmax_small
+from .losses import EPS, buckets_outer, softmax_small
 from .paths import N_BUCKETS
 from .routers import make_router, overridden_rows
 from .streams import DROPOUT, INIT, leading_rows, numpy_stream, torch_stream
@@ -78,15 +78,6 @@ def init_replica(config: MoEConfig, d: int, replica: int = 0) -> dict[str, torch
                  gate_ln_w=torch.ones(H), gate_ln_b=torch.zeros(H),
                  gate_w2=_uniform(g, (H, E), H), gate_b2=_uniform(g, (E,), H))
     return p
-
-
-def buckets_outer(t: torch.Tensor) -> bool:
-    """Whether (..., n, [E,] 7) tensor ``t`` is stored buckets-outer, (..., [E,] 7, n): the layout of the shared-base
-    experts' outputs. Reductions and broadcasts over an inner axis of 7 (or 2) are several times slower on CPU than
-    the same arithmetic along the rows, so the training path keeps the rows innermost in memory."""
-    if t.stride(-1) == 1:
-        return False
-    return t.permute(0, 2, 3, 1).is_contiguous() if t.dim() == 4 else t.dim() == 3 and t.transpose(1, 2).is_contiguous()
 
 
 def _mix(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
